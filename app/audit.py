@@ -1,0 +1,40 @@
+"""The audit log: every decision and every admin change, with who, when, before and after."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+from sqlmodel import Session
+
+from app.models import AuditEvent
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def record(
+    session: Session,
+    actor_id: int | None,
+    action: str,
+    object_type: str,
+    object_id: int | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        actor_id=actor_id,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        before={k: _plain(v) for k, v in before.items()} if before else None,
+        after={k: _plain(v) for k, v in after.items()} if after else None,
+    )
+    session.add(event)
+    return event

@@ -1,0 +1,232 @@
+"""The `lomaya` command. Every sub-command has --help."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from app.settings import Settings, SettingsError, load_settings, set_settings
+
+log = logging.getLogger("lomaya")
+
+
+def _settings(args: argparse.Namespace, *, allow_generated_secret: bool = False) -> Settings:
+    try:
+        settings = load_settings(allow_generated_secret=allow_generated_secret)
+    except SettingsError as exc:
+        sys.exit(f"Ошибка настройки: {exc}")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return set_settings(settings)
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from app.main import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    _serve(_settings(args), args.host, args.port)
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from app import migrate
+
+    _settings(args)
+    if args.action == "upgrade":
+        migrate.upgrade(revision=args.revision or "head")
+    elif args.action == "downgrade":
+        migrate.downgrade(revision=args.revision or "-1")
+    else:
+        migrate.check()
+        print("Модели и миграции совпадают.")
+
+
+def _confirm(question: str) -> bool:
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in {"y", "yes", "д", "да"}
+
+
+def run_seed(delete: bool, yes: bool) -> None:
+    """Shared by `lomaya seed` and `python -m seeds`."""
+    from seeds.fill import fill, wipe
+
+    from app import migrate
+    from app.db import session_scope
+
+    if delete and not yes and not _confirm("Удалить все данные из базы и заполнить её заново?"):
+        sys.exit("Отменено: данные не тронуты.")
+    migrate.upgrade()
+    with session_scope() as db:
+        if delete:
+            print("Удаляю старые данные…")
+            wipe(db)
+        summary = fill(db)
+    print(summary.describe() if hasattr(summary, "describe") else summary)
+
+
+def cmd_seed(args: argparse.Namespace) -> None:
+    _settings(args, allow_generated_secret=True)
+    run_seed(args.delete, args.yes)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """A fresh embedded database with fake data, then the admin site."""
+    started = time.monotonic()
+    data_dir = Path(os.environ.get("DATA_DIR", "./var")) / "demo"
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "DB_HOST", "BOT_TOKEN", "BOT_WEBHOOK_MODE"}
+    }
+    environ["DATA_DIR"] = str(data_dir)
+    try:
+        settings = set_settings(load_settings(environ, env_file=None, allow_generated_secret=True))
+    except SettingsError as exc:
+        sys.exit(f"Ошибка настройки: {exc}")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from seeds.fill import fill
+
+    from app import migrate
+    from app.db import session_scope
+
+    print(f"Создаю демо-базу в {data_dir}…")
+    migrate.upgrade()
+    with session_scope() as db:
+        summary = fill(db)
+    url = f"http://{args.host}:{args.port}"
+    print()
+    print(f"Готово за {time.monotonic() - started:.1f} с. Откройте {url}")
+    print(f"  администратор: {summary.admin_email} / {summary.admin_password}")
+    print(f"  эксперт:       {summary.expert_email} / {summary.expert_password}")
+    print()
+    _serve(settings, args.host, args.port)
+
+
+def cmd_create_admin(args: argparse.Namespace) -> None:
+    from app import accounts
+    from app.db import session_scope
+    from app.models import StaffRole
+
+    _settings(args)
+    email = args.email or input("Электронная почта: ")
+    name = args.name or (input("Имя: ") if not args.non_interactive else "Администратор")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif os.environ.get("LOMAYA_ADMIN_PASSWORD"):
+        password = os.environ["LOMAYA_ADMIN_PASSWORD"]
+    elif args.non_interactive:
+        sys.exit("Пароль не задан: передайте его через --password-stdin или LOMAYA_ADMIN_PASSWORD.")
+    else:
+        password = getpass.getpass("Пароль (не короче 10 символов): ")
+        if password != getpass.getpass("Пароль ещё раз: "):
+            sys.exit("Пароли не совпадают.")
+    try:
+        with session_scope() as db:
+            staff = accounts.create_staff(
+                db,
+                email=email,
+                password=password,
+                name=name,
+                surname=args.surname or "",
+                role=StaffRole(args.role),
+            )
+            print(f"Создан сотрудник {staff.email} ({staff.role.value}).")
+    except ValueError as exc:
+        sys.exit(str(exc))
+
+
+def cmd_health(args: argparse.Namespace) -> None:
+    import json
+    import urllib.request
+
+    settings = _settings(args, allow_generated_secret=True)
+    url = args.url or settings.healthcheck_api_url
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.loads(response.read())
+    except Exception as exc:
+        sys.exit(f"{url}: недоступно ({exc})")
+    print(json.dumps(body, ensure_ascii=False, indent=2))
+    if not body.get("ok"):
+        sys.exit(1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lomaya", description="Ломая барьеры: бот и сайт для кураторов."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="команда")
+
+    p = sub.add_parser("serve", help="запустить сайт (и бота, если задан BOT_TOKEN)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="свежая демо-база с тестовыми данными и сайт")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("migrate", help="миграции базы данных (Alembic)")
+    p.add_argument(
+        "action", nargs="?", choices=["upgrade", "downgrade", "check"], default="upgrade"
+    )
+    p.add_argument(
+        "revision", nargs="?", help="ревизия (по умолчанию head для upgrade, -1 для downgrade)"
+    )
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("seed", help="заполнить базу тестовыми данными")
+    p.add_argument("--delete", action="store_true", help="сначала удалить все данные")
+    p.add_argument("--yes", action="store_true", help="не спрашивать подтверждение")
+    p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("create-admin", help="создать сотрудника (первого администратора)")
+    p.add_argument("--email")
+    p.add_argument("--name")
+    p.add_argument("--surname")
+    p.add_argument("--role", choices=["administrator", "expert"], default="administrator")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="прочитать пароль из стандартного ввода"
+    )
+    p.add_argument("--non-interactive", action="store_true", help="ничего не спрашивать")
+    p.set_defaults(func=cmd_create_admin)
+
+    p = sub.add_parser("health", help="проверить работу приложения по HEALTHCHECK_API_URL")
+    p.add_argument("--url", help="адрес проверки (по умолчанию HEALTHCHECK_API_URL)")
+    p.set_defaults(func=cmd_health)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Health of the parts the app depends on, for `GET /health` and `lomaya health`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from app import storage
+from app.db import session_scope
+from app.settings import get_settings
+
+
+def database_state() -> dict[str, Any]:
+    try:
+        with session_scope() as db:
+            db.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # any failure means "down"; the class name is enough for a probe
+        return {"ok": False, "error": type(exc).__name__}
+    return {"ok": True, "kind": "sqlite" if get_settings().is_sqlite else "postgresql"}
+
+
+def storage_state() -> dict[str, Any]:
+    return {"ok": storage.storage_ok()}
+
+
+def bot_state() -> dict[str, Any]:
+    settings = get_settings()
+    if not settings.bot_enabled:
+        return {"ok": True, "enabled": False}
+    return {
+        "ok": True,
+        "enabled": True,
+        "mode": "webhook" if settings.bot_webhook_mode else "polling",
+    }
+
+
+def status() -> dict[str, Any]:
+    parts = {"database": database_state(), "storage": storage_state(), "bot": bot_state()}
+    return {"ok": all(part["ok"] for part in parts.values()), **parts}

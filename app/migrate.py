@@ -1,0 +1,39 @@
+"""Run Alembic migrations from code (the CLI, the demo, the tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Engine
+
+from app.db import get_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config() -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    return config
+
+
+def _run(engine: Engine | None, action, *args) -> None:
+    config = alembic_config()
+    with (engine or get_engine()).begin() as connection:
+        config.attributes["connection"] = connection
+        action(config, *args)
+
+
+def upgrade(engine: Engine | None = None, revision: str = "head") -> None:
+    _run(engine, command.upgrade, revision)
+
+
+def downgrade(engine: Engine | None = None, revision: str = "-1") -> None:
+    _run(engine, command.downgrade, revision)
+
+
+def check(engine: Engine | None = None) -> None:
+    """Raise if the models and the migrations differ (alembic check)."""
+    _run(engine, command.check)

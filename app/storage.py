@@ -1,0 +1,159 @@
+"""Private media storage: photos and task pictures under `DATA_DIR/media`.
+
+Keys are generated relative paths ("reports/ab/<uuid>.jpg"); a user-supplied file name never touches
+the file system, and `media_path` refuses any key that would leave the media folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagehash
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.settings import get_settings
+
+THUMB_SIZE = (480, 480)
+MAX_IMAGE_PIXELS = 50_000_000  # ~7000×7000; larger is a decompression bomb, not a photo
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "HEIF", "HEIC", "MPO"}
+
+
+class NotAnImage(ValueError):
+    """The bytes are not an image we accept."""
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    key: str
+    thumb_key: str
+    width: int
+    height: int
+    size_bytes: int
+    sha256: str
+    phash: int
+    dhash: int
+
+
+def media_root() -> Path:
+    return get_settings().media_dir
+
+
+def media_path(key: str) -> Path:
+    """The file for `key`, guaranteed to lie inside the media folder (else ValueError)."""
+    root = media_root().resolve()
+    if not key or key.startswith(("/", "\\")) or "\x00" in key:
+        raise ValueError("bad media key")
+    path = (root / key).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise ValueError("media key escapes the media folder")
+    return path
+
+
+def _signed64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def hash_to_int(h: imagehash.ImageHash) -> int:
+    """A 64-bit image hash as a signed integer (fits PostgreSQL BIGINT)."""
+    return _signed64(int(str(h), 16))
+
+
+def hamming(a: int, b: int) -> int:
+    return int(((a ^ b) & ((1 << 64) - 1)).bit_count())
+
+
+def perceptual_hashes(image: Image.Image) -> tuple[int, int]:
+    return hash_to_int(imagehash.phash(image)), hash_to_int(imagehash.dhash(image))
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Open and verify `data` as an accepted image; raises NotAnImage."""
+    try:
+        probe = Image.open(io.BytesIO(data))
+        probe.verify()
+        image = Image.open(io.BytesIO(data))
+        if image.format not in ACCEPTED_FORMATS:
+            raise NotAnImage(f"unsupported image format {image.format}")
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise NotAnImage(str(exc)) from exc
+    return image
+
+
+def _new_key(folder: str, suffix: str) -> str:
+    name = uuid.uuid4().hex
+    return f"{folder}/{name[:2]}/{name}{suffix}"
+
+
+def _write(key: str, data: bytes) -> None:
+    path = media_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _jpeg_bytes(image: Image.Image, quality: int = 85) -> bytes:
+    out = io.BytesIO()
+    if image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    image.save(out, "JPEG", quality=quality, optimize=False)
+    return out.getvalue()
+
+
+def store_image(data: bytes, folder: str = "reports", *, reencode: bool = False) -> StoredImage:
+    """Verify, store and thumbnail an image; compute its SHA-256 and perceptual hashes.
+
+    Photos keep their original bytes when they are JPEG (so the SHA-256 identifies the file a family
+    sent); other formats, and everything with `reencode=True` (task pictures), are stored as JPEG.
+    """
+    image = open_image(data)
+    image = ImageOps.exif_transpose(image) or image
+    sha = hashlib.sha256(data).hexdigest()
+    if reencode or image.format not in ("JPEG", "MPO"):
+        body = _jpeg_bytes(image, quality=90)
+    else:
+        body = data
+    key = _new_key(folder, ".jpg")
+    thumb_key = key.removesuffix(".jpg") + "_t.jpg"
+    thumb = image.copy()
+    thumb.thumbnail(THUMB_SIZE)
+    phash, dhash = perceptual_hashes(thumb)
+    _write(key, body)
+    _write(thumb_key, _jpeg_bytes(thumb, quality=80))
+    return StoredImage(
+        key=key,
+        thumb_key=thumb_key,
+        width=image.width,
+        height=image.height,
+        size_bytes=len(body),
+        sha256=sha,
+        phash=phash,
+        dhash=dhash,
+    )
+
+
+def delete(*keys: str | None) -> None:
+    for key in keys:
+        if key:
+            with contextlib.suppress(ValueError):
+                media_path(key).unlink(missing_ok=True)
+
+
+def storage_ok() -> bool:
+    """Whether the media folder exists (or can be made) and is writable."""
+    root = media_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,83 @@
+"""Login and logout."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlparse
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from app import accounts
+from app.db import session_scope
+from app.web.common import load_staff, render
+
+FAILED = "Неверная почта или пароль."
+
+
+def _safe_next(value: str | None) -> str:
+    # Only local paths: never send a fresh login to another site.
+    if not value or not value.startswith("/") or value.startswith("//") or urlparse(value).netloc:
+        return "/"
+    return value
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def login(request: Request) -> Response:
+    next_url = _safe_next(request.query_params.get("next"))
+    if request.method == "GET":
+
+        def already() -> bool:
+            with session_scope() as db:
+                return load_staff(request, db) is not None
+
+        if await run_in_threadpool(already):
+            return RedirectResponse(next_url, status_code=303)
+        return render(request, "auth/login.html", {"next": next_url, "email": ""})
+
+    form = await request.form()
+    email = str(form.get("email", ""))[:254]
+    password = str(form.get("password", ""))[:1024]
+    next_url = _safe_next(str(form.get("next", "")) or next_url)
+    ip = _client_ip(request)
+    if not email.strip() or not password:
+        return render(
+            request,
+            "auth/login.html",
+            {"next": next_url, "email": email, "error": "Введите почту и пароль."},
+            status_code=400,
+        )
+
+    def delay() -> float:
+        with session_scope() as db:
+            return accounts.throttle_delay(db, email, ip)
+
+    wait = await run_in_threadpool(delay)
+    if wait:
+        await asyncio.sleep(wait)
+
+    def check() -> tuple[int, int] | None:
+        with session_scope() as db:
+            result = accounts.authenticate(db, email, password, ip)
+            return (result.staff.id, result.staff.session_version) if result.staff else None  # type: ignore[return-value]
+
+    found = await run_in_threadpool(check)
+    if found is None:
+        return render(
+            request,
+            "auth/login.html",
+            {"next": next_url, "email": email, "error": FAILED},
+            status_code=400,
+        )
+    request.session.clear()
+    request.session.update({"staff_id": found[0], "sv": found[1]})
+    return RedirectResponse(next_url, status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)

@@ -1,0 +1,67 @@
+"""The dashboard, the health probe and the private media route."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from app import health, storage
+from app.models import Participant, Report, ReportStatus, RequestStatus, Shift, Staff
+from app.models import Request as ShiftRequest
+from app.web.common import render, staff_view
+
+
+@staff_view()
+def dashboard(request: Request, db: Session, staff: Staff) -> Response:
+    def count(query) -> int:
+        return int(db.exec(query).one())
+
+    counts = {
+        "shifts": count(select(sa.func.count()).select_from(Shift)),
+        "participants": count(
+            select(sa.func.count())
+            .select_from(Participant)
+            .where(col(Participant.deleted_at).is_(None))
+        ),
+        "reviewing": count(
+            select(sa.func.count())
+            .select_from(Report)
+            .where(Report.status == ReportStatus.reviewing)
+        ),
+        "requests": count(
+            select(sa.func.count())
+            .select_from(ShiftRequest)
+            .where(ShiftRequest.status == RequestStatus.pending)
+        ),
+    }
+    running = db.exec(
+        select(Shift)
+        .where(col(Shift.status).in_(["started", "finishing", "preparing"]))
+        .order_by(col(Shift.started_at))
+    ).all()
+    return render(request, "dashboard.html", {"counts": counts, "running": running})
+
+
+async def health_probe(request: Request) -> Response:
+    state = await run_in_threadpool(health.status)
+    return JSONResponse(state, status_code=200 if state["ok"] else 503)
+
+
+@staff_view()
+def media(request: Request, db: Session, staff: Staff) -> Response:
+    key = request.path_params["key"]
+    try:
+        path = storage.media_path(key)
+    except ValueError:
+        raise HTTPException(404) from None
+    if not path.is_file():
+        raise HTTPException(404)
+    # Private: browsers may cache, shared caches must not.
+    return FileResponse(
+        path,
+        headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"},
+    )
