@@ -71,7 +71,10 @@ def enqueue(
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         stmt = (
-            pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
+            pg_insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(table.c.id)
         )
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -80,9 +83,10 @@ def enqueue(
             sqlite_insert(table)
             .values(**values)
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(table.c.id)
         )
-    result = session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg reports -1 rows for INSERT … ON CONFLICT DO NOTHING.
+    return session.execute(stmt).first() is not None
 
 
 def cancel(session: Session, dedupe_key: str) -> bool:
