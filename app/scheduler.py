@@ -31,8 +31,8 @@ def due_jobs(now: datetime, engine: Engine | None = None) -> list[str]:
             due.append("daily")
         if now >= schedule.reminder_moment(day) and not schedule.has_run(db, "reminder", day):
             due.append("reminder")
-        if schedule.finishable_shifts(db, now):
-            due.append("transitions")
+    # Checked after the other jobs: today's task job may just have made a shift `finishing`.
+    due.append("transitions")
     return due
 
 
@@ -48,10 +48,11 @@ def tick(now: datetime | None = None, engine: Engine | None = None) -> dict[str,
     now = now or clock.now()
     results: dict[str, dict[str, Any]] = {}
     for job in due_jobs(now, engine):
-        if job == "reminder":
-            with session_scope(engine) as db:
-                if not schedule.has_run(db, "daily", days.report_day(now)):
-                    continue
+        with session_scope(engine) as db:
+            if job == "reminder" and not schedule.has_run(db, "daily", days.report_day(now)):
+                continue
+            if job == "transitions" and not schedule.finishable_shifts(db, now):
+                continue
         try:
             results[job] = run_job(job, now, engine=engine)
         except Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -164,9 +165,7 @@ def test_five_skipped_days_in_a_row_exclude_a_member_and_tell_them(db):
         db, shift, {1: skip, 2: ReportStatus.reviewing, 3: skip, 4: skip, 5: skip}
     )
     late_joiner = _member_with(db, shift, {2: skip, 3: skip, 4: skip, 5: skip})
-    tester = _member_with(
-        db, shift, {1: skip, 2: skip, 3: skip, 4: skip, 5: skip}, is_test=True
-    )
+    tester = _member_with(db, shift, {1: skip, 2: skip, 3: skip, 4: skip, 5: skip}, is_test=True)
 
     result = run("daily", task_hour(D))
 
@@ -206,7 +205,9 @@ def test_a_member_who_joined_on_day_two_gets_tasks_from_day_two(db):
     assert reports(db, early) == {1: ReportStatus.approved, 2: ReportStatus.waiting}
     assert reports(db, joined_today) == {2: ReportStatus.waiting}
     assert reports(db, joins_tomorrow) == {}
-    [text] = [m.payload["text"] for m in messages(db) if m.participant_id == joined_today.participant_id]
+    [text] = [
+        m.payload["text"] for m in messages(db) if m.participant_id == joined_today.participant_id
+    ]
     assert "Вчерашнее" not in text
 
 
@@ -287,9 +288,7 @@ def test_finishing_then_finished_waits_for_the_review_queue(db):
     assert shift_status(db, shift) == ShiftStatus.finishing
     assert messages(db, "shift_final") == []
 
-    db.execute(
-        sa.update(Report).where(col(Report.id) == last_review.id).values(status="approved")
-    )
+    db.execute(sa.update(Report).where(col(Report.id) == last_review.id).values(status="approved"))
     db.commit()
     done = run("transitions", task_hour(D) + timedelta(hours=2))
     assert done["finished"] == [{"shift_id": shift.id, "finals_queued": 2}]
@@ -370,6 +369,20 @@ def test_a_crash_mid_job_leaves_nothing_and_the_job_runs_again(db, monkeypatch):
     assert reports(db, member) == {1: ReportStatus.waiting}
 
 
+@contextmanager
+def count_statements_on(engine):
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+
+
 def test_statements_per_job_do_not_grow_with_members(db, engine):
     """Set-based: the same number of SQL statements for 2 and for 12 members."""
 
@@ -385,16 +398,8 @@ def test_statements_per_job_do_not_grow_with_members(db, engine):
             ("daily", task_hour(day + timedelta(days=2))),
             ("transitions", task_hour(day + timedelta(days=2))),
         ]:
-            seen: list[str] = []
-
-            def listener(conn, cursor, statement, *args):
-                seen.append(statement)
-
-            sa.event.listen(engine, "before_cursor_execute", listener)
-            try:
+            with count_statements_on(engine) as seen:
                 run(job, moment)
-            finally:
-                sa.event.remove(engine, "before_cursor_execute", listener)
             counts[f"{job}@{moment.date()}"] = len(seen)
         assert reports(db, m)
         return counts
