@@ -15,6 +15,7 @@ keys. See docs/schedule.md for the rules, including catch-up after downtime.
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -123,10 +124,12 @@ def recent_runs(session: Session, limit: int = 20) -> list[JobRun]:
 
 
 def _queue(session: Session, kind: str, rows: list[dict[str, Any]], now: datetime) -> int:
-    """Queue many messages with one multi-row INSERT … ON CONFLICT DO NOTHING.
+    """Queue many messages with ONE statement: INSERT … SELECT FROM a JSON array parameter
+    (json_to_recordset on PostgreSQL, json_each on SQLite) … ON CONFLICT DO NOTHING.
 
     Each row: participant (an object with the participant's columns), key, context, payload.
-    Texts are rendered here exactly as `app.outbox.enqueue` renders them.
+    Texts are rendered here exactly as `app.outbox.enqueue` renders them. Returns the number of
+    rows offered (a row whose dedupe key is already queued is left alone).
     """
     values = []
     for row in rows:
@@ -135,23 +138,35 @@ def _queue(session: Session, kind: str, rows: list[dict[str, Any]], now: datetim
             continue
         body = dict(row.get("payload") or {})
         body["text"] = render_text(kind, participant=participant, **(row.get("context") or {}))
-        values.append(
-            {
-                "dedupe_key": row["key"],
-                "chat_id": participant.telegram_id,
-                "participant_id": participant.id,
-                "kind": kind,
-                "payload": body,
-                "status": OutboxStatus.pending,
-                "send_after": now,
-                "attempts": 0,
-                "created_at": now,
-            }
-        )
+        values.append([row["key"], participant.telegram_id, participant.id, body])
     if not values:
         return 0
-    stmt = _insert(session, _outbox).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    session.execute(stmt, values)
+    params = {
+        "rows": json.dumps(values, ensure_ascii=False),
+        "kind": kind,
+        "status": OutboxStatus.pending.value,
+        "now": now,
+    }
+    if session.get_bind().dialect.name == "postgresql":
+        source = (
+            "SELECT r->>0, (r->>1)::bigint, (r->>2)::int, :kind, r->3, "
+            "CAST(:status AS outbox_status), :now, 0, :now "
+            "FROM json_array_elements(CAST(:rows AS json)) AS r"
+        )
+    else:
+        source = (
+            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+            "json_extract(value, '$[2]'), :kind, json_extract(value, '$[3]'), "
+            ":status, :now, 0, :now FROM json_each(:rows) WHERE true"
+        )
+    session.execute(
+        sa.text(
+            "INSERT INTO outgoing_message (dedupe_key, chat_id, participant_id, kind, payload, "
+            f"status, send_after, attempts, created_at) {source} "
+            "ON CONFLICT (dedupe_key) DO NOTHING"
+        ).bindparams(sa.bindparam("now", type_=_outbox.c.created_at.type)),
+        params,
+    )
     return len(values)
 
 
@@ -203,32 +218,46 @@ def _skip_overdue(session: Session, shift_id: int, day: date, now: datetime) -> 
 
 
 def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
-    """Exclude active members whose last N reports (before `day`) are all skipped; message them.
+    """Exclude active members skipped on each of the last N days the shift gave tasks; message them.
 
-    A member's chain is made of their own reports: days before joining have none, so they do not
-    count; a declined, reviewing or approved report breaks it. Test participants are never excluded.
+    "Days the shift gave tasks" are the day numbers that have reports (a day missed while the app
+    was down has none: it neither counts nor breaks the chain). A member needs a skipped report on
+    every one of those N days, so days before joining do not count (no report), and a declined,
+    reviewing or approved day breaks the chain. Test participants are never excluded.
+    Two statements whatever the size: a loose index scan for the last N report days (recursive CTE
+    on ix_report_shift_day_status), then an UPDATE … WHERE id IN (grouped subquery).
     """
-    settings = get_settings()
-    n = settings.skips_to_exclude
-    ranked = (
-        sa.select(
-            _report.c.member_id,
-            _report.c.status,
-            sa.func.row_number()
-            .over(partition_by=_report.c.member_id, order_by=_report.c.day_number.desc())
-            .label("rn"),
+    n = get_settings().skips_to_exclude
+    today_number = days.day_number(shift, day)
+    last_days = (
+        session.execute(
+            sa.text(
+                "WITH RECURSIVE opened(n, k) AS ("
+                " SELECT (SELECT max(day_number) FROM report"
+                "  WHERE shift_id = :shift AND day_number < :today), 1"
+                " UNION ALL"
+                " SELECT (SELECT max(r.day_number) FROM report r"
+                "  WHERE r.shift_id = :shift AND r.day_number < opened.n), opened.k + 1"
+                " FROM opened WHERE opened.n IS NOT NULL AND opened.k < :n"
+                ") SELECT n FROM opened WHERE n IS NOT NULL"
+            ),
+            {"shift": shift.id, "today": today_number, "n": n},
         )
-        .where(_report.c.shift_id == shift.id, _report.c.task_date < day)
-        .subquery()
+        .scalars()
+        .all()
     )
+    if len(last_days) < n:
+        return 0
     chain = (
-        sa.select(ranked.c.member_id)
-        .where(ranked.c.rn <= n)
-        .group_by(ranked.c.member_id)
-        .having(
-            sa.func.count() == n,
-            sa.func.sum(sa.case((ranked.c.status == ReportStatus.skipped, 1), else_=0)) == n,
+        sa.select(_report.c.member_id)
+        .where(
+            _report.c.shift_id == shift.id,
+            _report.c.day_number >= min(last_days),
+            _report.c.day_number < today_number,
+            _report.c.status == ReportStatus.skipped,
         )
+        .group_by(_report.c.member_id)
+        .having(sa.func.count() == n)
     )
     not_test = sa.select(_participant.c.id).where(_participant.c.is_test == sa.false())
     result = session.execute(
@@ -310,7 +339,8 @@ def _open_day(session: Session, shift: Shift, day: date, now: datetime) -> dict[
                 "updated_at",
             ],
             source,
-        )
+        ),
+        execution_options={"preserve_rowcount": True},  # else psycopg's INSERT reports -1
     ).rowcount  # type: ignore[attr-defined]
 
     task_title = session.exec(select(Task.title).where(col(Task.id) == task_id)).one()

@@ -93,6 +93,9 @@ def test_first_day_starts_the_shift_creates_reports_and_queues_tasks(db):
     result = run("daily", task_hour(D))
 
     assert result["ran"] is True and result["started"] == 1
+    assert result["shifts"] == [
+        {"reports": 2, "tasks_queued": 1, "shift_id": shift.id, "day_number": 1}
+    ]
     assert shift_status(db, shift) == ShiftStatus.started
     assert reports(db, masha) == {1: ReportStatus.waiting}
     assert reports(db, blocked) == {1: ReportStatus.waiting}  # the report exists, no message
