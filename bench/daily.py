@@ -113,13 +113,19 @@ def load(engine: sa.engine.Engine, members: int, today_number: int, start: date)
 def timed_job(engine: sa.engine.Engine, job: str, now) -> None:
     statements: list[str] = []
     rows_in_executemany: list[int] = []
+    timings: list[tuple[float, str]] = []
 
     def listener(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement)
+        conn.info["bench_t"] = time.perf_counter()
         if executemany:
             rows_in_executemany.append(len(parameters))
 
+    def done(conn, cursor, statement, parameters, context, executemany):
+        timings.append((time.perf_counter() - conn.info["bench_t"], " ".join(statement.split())))
+
     sa.event.listen(engine, "before_cursor_execute", listener)
+    sa.event.listen(engine, "after_cursor_execute", done)
     clock.set_now(now)
     started = time.perf_counter()
     try:
@@ -127,7 +133,9 @@ def timed_job(engine: sa.engine.Engine, job: str, now) -> None:
             result = schedule.run(session, job, now)
     finally:
         sa.event.remove(engine, "before_cursor_execute", listener)
+        sa.event.remove(engine, "after_cursor_execute", done)
     elapsed = time.perf_counter() - started
+    sql_time = sum(t for t, _ in timings)
     summary = {k: v for k, v in result.items() if k != "shifts"}
     for info in result.get("shifts", []):
         summary.update({k: v for k, v in info.items() if k != "shift_id"})
@@ -136,6 +144,9 @@ def timed_job(engine: sa.engine.Engine, job: str, now) -> None:
         print(f" (of which executemany carrying {sum(rows_in_executemany)} rows)", end="")
     print(f"  peak RSS so far: {peak_mb():.0f} MB")
     print(f"          {summary}")
+    print(f"          time in SQL {sql_time:.2f} s (the rest: Python, rendering, commit); slowest:")
+    for seconds, statement in sorted(timings, reverse=True)[:3]:
+        print(f"          {seconds:6.3f} s  {statement[:90]}")
 
 
 def main() -> None:

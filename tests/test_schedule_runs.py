@@ -226,3 +226,25 @@ def test_the_web_app_starts_the_scheduler_loop(db, settings):
     assert runs(db) == {("daily", D.isoformat())}
     db.expire_all()
     assert db.exec(select(OutgoingMessage).where(col(OutgoingMessage.kind) == "task")).all()
+
+
+def test_the_worker_loop_ticks_until_stopped(db):
+    import asyncio
+
+    shift = make_shift(db, status=ShiftStatus.preparing, start=D, days=30)
+    member = make_member(db, shift)
+    clock.set_now(task_hour(D) + timedelta(minutes=1))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop_task = asyncio.create_task(scheduler.run_scheduler(stop, interval=0.05))
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if reports(db, member):
+                break
+        stop.set()
+        await asyncio.wait_for(loop_task, timeout=5)
+
+    asyncio.run(main())
+    assert reports(db, member) == {1: ReportStatus.waiting}
+    assert runs(db) == {("daily", D.isoformat())}
