@@ -245,6 +245,10 @@ def test_the_worker_loop_ticks_until_stopped(db):
         stop.set()
         await asyncio.wait_for(loop_task, timeout=5)
 
-    asyncio.run(main())
+    # In its own thread: the browser tests' Playwright may keep an event loop in this one.
+    worker = threading.Thread(target=asyncio.run, args=(main(),))
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive()
     assert reports(db, member) == {1: ReportStatus.waiting}
     assert runs(db) == {("daily", D.isoformat())}
