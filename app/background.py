@@ -15,6 +15,10 @@ def start(settings: Settings) -> list[asyncio.Task]:
     tasks: list[asyncio.Task] = []
     if not settings.bot_enabled:
         log.info("BOT_TOKEN is not set: the admin site runs, the Telegram bot is off")
+    if settings.scheduler_enabled:
+        from app.scheduler import run_scheduler
+
+        tasks.append(asyncio.create_task(run_scheduler(), name="scheduler"))
     return tasks
 
 

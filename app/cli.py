@@ -176,6 +176,74 @@ def cmd_health(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def _parse_now(raw: str | None, settings: Settings):
+    from datetime import datetime
+
+    from app import clock
+
+    if not raw:
+        return clock.now()
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        sys.exit(f"--now: ожидается дата и время ISO, например 2026-11-27T08:00, а не {raw!r}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=settings.tz)
+    return moment
+
+
+def cmd_jobs(args: argparse.Namespace) -> None:
+    import json
+
+    from sqlmodel import Session
+
+    from app import clock, schedule
+    from app.db import get_engine
+
+    settings = _settings(args)
+    if args.action == "status":
+        with Session(get_engine()) as db:
+            runs = schedule.recent_runs(db, limit=args.limit)
+        if not runs:
+            print("Задачи ещё не запускались.")
+        for run in runs:
+            finished = (
+                run.finished_at.astimezone(settings.tz).isoformat() if run.finished_at else "—"
+            )
+            details = json.dumps(run.details, ensure_ascii=False, default=str)
+            print(f"{run.job:<12} {run.day}  завершена {finished}  {details}")
+        return
+    now = _parse_now(args.now, settings)
+    clock.set_now(now)  # everything the job stamps uses the same moment
+    db = Session(get_engine())
+    try:
+        result = schedule.run(db, args.job, now, by_hand=True)
+        if args.dry_run:
+            db.rollback()
+        else:
+            db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    finally:
+        db.close()
+    print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+    if args.dry_run:
+        print("Пробный запуск: ничего не сохранено.")
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    """Background work without the web site: the scheduler loop (Ctrl+C stops it)."""
+    import asyncio
+    import contextlib
+
+    from app.scheduler import run_scheduler
+
+    _settings(args)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_scheduler())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lomaya", description="Ломая барьеры: бот и сайт для кураторов."
@@ -220,6 +288,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("health", help="проверить работу приложения по HEALTHCHECK_API_URL")
     p.add_argument("--url", help="адрес проверки (по умолчанию HEALTHCHECK_API_URL)")
     p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("jobs", help="ежедневные задачи: запустить вручную или посмотреть запуски")
+    jobs = p.add_subparsers(dest="action", required=True, metavar="действие")
+    j = jobs.add_parser(
+        "run", help="запустить задачу (повторный запуск за тот же день ничего не делает)"
+    )
+    j.add_argument("job", choices=["daily", "reminder", "transitions"])
+    j.add_argument("--now", help="момент запуска, ISO (по умолчанию сейчас; без пояса — TIME_ZONE)")
+    j.add_argument(
+        "--dry-run", action="store_true", help="показать результат и ничего не сохранять"
+    )
+    j.set_defaults(func=cmd_jobs)
+    j = jobs.add_parser("status", help="последние запуски")
+    j.add_argument("--limit", type=int, default=20)
+    j.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("worker", help="фоновая работа без сайта (планировщик)")
+    p.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -35,6 +35,34 @@ def bot_state() -> dict[str, Any]:
     }
 
 
+def scheduler_state() -> dict[str, Any]:
+    """Whether the loop runs here, and the last run of each job."""
+    from app import schedule
+
+    state: dict[str, Any] = {"ok": True, "enabled": get_settings().scheduler_enabled}
+    try:
+        with session_scope() as db:
+            runs = schedule.last_runs(db)
+    except Exception as exc:
+        return {**state, "ok": False, "error": type(exc).__name__}
+    state["last_runs"] = {
+        job: None
+        if run is None
+        else {
+            "day": run.day.isoformat(),
+            "started_at": run.started_at.isoformat(),
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        }
+        for job, run in runs.items()
+    }
+    return state
+
+
 def status() -> dict[str, Any]:
-    parts = {"database": database_state(), "storage": storage_state(), "bot": bot_state()}
+    parts = {
+        "database": database_state(),
+        "storage": storage_state(),
+        "bot": bot_state(),
+        "scheduler": scheduler_state(),
+    }
     return {"ok": all(part["ok"] for part in parts.values()), **parts}

@@ -1,0 +1,80 @@
+"""The scheduler loop: every TICK_SECONDS it decides which jobs are due and runs each in its own
+transaction (the adapter for app.schedule). Runs in the web app (SCHEDULER_ENABLED) and in
+`lomaya worker`; several instances may run at once — app.schedule makes each (job, day) run once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from app import clock, days, schedule
+from app.db import session_scope
+
+log = logging.getLogger("lomaya.scheduler")
+
+TICK_SECONDS = 30.0
+
+
+def due_jobs(now: datetime, engine: Engine | None = None) -> list[str]:
+    """The jobs to run at `now`, in order (a reminder needs the day's task job to have run)."""
+    day = days.report_day(now)
+    due: list[str] = []
+    with session_scope(engine) as db:
+        daily_done = schedule.has_run(db, "daily", day)
+        if not daily_done:
+            due.append("daily")
+        if now >= schedule.reminder_moment(day) and not schedule.has_run(db, "reminder", day):
+            due.append("reminder")
+    # Checked after the other jobs: today's task job may just have made a shift `finishing`.
+    due.append("transitions")
+    return due
+
+
+def run_job(job: str, now: datetime, *, engine: Engine | None = None) -> dict[str, Any]:
+    """One job in one transaction: committed with its job-run row, or rolled back entirely."""
+    with session_scope(engine) as db:
+        result = schedule.run(db, job, now)
+    log.info("job %s: %s", job, _summary(result))
+    return result
+
+
+def tick(now: datetime | None = None, engine: Engine | None = None) -> dict[str, dict[str, Any]]:
+    now = now or clock.now()
+    results: dict[str, dict[str, Any]] = {}
+    for job in due_jobs(now, engine):
+        with session_scope(engine) as db:
+            if job == "reminder" and not schedule.has_run(db, "daily", days.report_day(now)):
+                continue
+            if job == "transitions" and not schedule.finishable_shifts(db, now):
+                continue
+        try:
+            results[job] = run_job(job, now, engine=engine)
+        except Exception:
+            # The transaction was rolled back; the job is still due and runs again next tick.
+            log.exception("job %s failed; it will be retried", job)
+    return results
+
+
+def _summary(result: dict[str, Any]) -> str:
+    keys = ("day", "ran", "reason", "skipped", "reminders_queued", "started", "finished")
+    return ", ".join(f"{k}={result[k]}" for k in keys if k in result)
+
+
+async def run_scheduler(stop: asyncio.Event | None = None, interval: float = TICK_SECONDS) -> None:
+    """Tick until `stop` is set (or the task is cancelled); the database work runs in a thread."""
+    stop = stop or asyncio.Event()
+    log.info("scheduler started (every %.0f s)", interval)
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(tick)
+        except Exception:
+            log.exception("scheduler tick failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+    log.info("scheduler stopped")

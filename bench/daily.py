@@ -1,0 +1,200 @@
+"""Benchmark of the daily jobs on PostgreSQL (prints figures; run by hand, never in the tests).
+
+A started shift with 10,000 active members on day 60 (590,000 reports of days 1–59, bulk-loaded
+with INSERT … SELECT generate_series); then the daily task job (skips day 59's waiting reports,
+checks exclusions, creates 10,000 reports and queues 10,000 task messages) and the reminder job.
+
+    uv run python bench/daily.py [--members 10000] [--day 60] [--url postgresql://…/postgres]
+
+Creates (and drops first) the database `lomaya_bench_daily` on the server of --url.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app import clock, schedule
+from app.db import make_engine, session_scope, set_engine
+from app.migrate import upgrade
+from app.settings import load_settings, set_settings
+
+DB_NAME = "lomaya_bench_daily"
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def create_database(base: str) -> str:
+    url = make_url(base).set(drivername="postgresql+psycopg")
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{DB_NAME}"'))
+    admin.dispose()
+    return url.set(database=DB_NAME).render_as_string(hide_password=False)
+
+
+def load(engine: sa.engine.Engine, members: int, today_number: int, start: date) -> None:
+    """Bulk data in SQL: tasks, the shift and its plan, participants, members, past reports."""
+    days = 92
+    last_past = today_number - 1
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO task (title, is_archived, created_at, updated_at) "
+                "SELECT 'Задание ' || g, false, now(), now() FROM generate_series(1, 30) g"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO shift (number, title, status, started_at, finished_at, "
+                "final_message, created_at, updated_at) VALUES (1, 'Умею жить', 'started', "
+                ":start, :finish, '', now(), now())"
+            ),
+            {"start": start, "finish": start + timedelta(days=days - 1)},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO shift_day (shift_id, day_number, task_id) "
+                "SELECT 1, g, 1 + (g - 1) % 30 FROM generate_series(1, :days) g"
+            ),
+            {"days": days},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO participant (telegram_id, name, surname, city, phone, "
+                "is_bot_blocked, is_test, created_at, updated_at) "
+                "SELECT 500000000 + g, 'Имя' || g, 'Фамилия', 'Уфа', "
+                "'+7 9' || lpad((g / 10000000)::text, 2, '0') || ' ' || "
+                "lpad((g / 10000 % 1000)::text, 3, '0') || '-' || "
+                "lpad((g / 100 % 100)::text, 2, '0') || '-' || lpad((g % 100)::text, 2, '0'), "
+                "g % 200 = 0, false, now(), now() FROM generate_series(1, :n) g"
+            ),
+            {"n": members},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO member (participant_id, shift_id, status, joined_at, created_at, "
+                "updated_at) SELECT id, 1, 'active', :start, now(), now() FROM participant"
+            ),
+            {"start": start},
+        )
+        # Past days: mostly approved, some declined or skipped; day 59 has waiting reports left
+        # (their deadline passes at today's task hour) and a few still under review.
+        conn.execute(
+            sa.text(
+                "INSERT INTO report (member_id, shift_id, task_id, day_number, task_date, status, "
+                "photo_count, created_at, updated_at) "
+                "SELECT m.id, 1, 1 + (d - 1) % 30, d, CAST(:start AS date) + (d - 1), "
+                "CAST(CASE WHEN d = :last AND (m.id + d) % 4 = 0 THEN 'waiting' "
+                "WHEN d = :last AND (m.id + d) % 4 = 1 THEN 'reviewing' "
+                "WHEN (m.id * 7 + d) % 10 = 0 THEN 'skipped' "
+                "WHEN (m.id * 3 + d) % 10 = 1 THEN 'declined' "
+                "ELSE 'approved' END AS report_status), "
+                "1, now(), now() FROM member m CROSS JOIN generate_series(1, :last) d"
+            ),
+            {"start": start, "last": last_past},
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
+
+
+def timed_job(engine: sa.engine.Engine, job: str, now) -> None:
+    statements: list[str] = []
+    rows_in_executemany: list[int] = []
+    timings: list[tuple[float, str]] = []
+
+    def listener(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+        conn.info["bench_t"] = time.perf_counter()
+        if executemany:
+            rows_in_executemany.append(len(parameters))
+
+    def done(conn, cursor, statement, parameters, context, executemany):
+        timings.append((time.perf_counter() - conn.info["bench_t"], " ".join(statement.split())))
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    sa.event.listen(engine, "after_cursor_execute", done)
+    clock.set_now(now)
+    started = time.perf_counter()
+    try:
+        with session_scope(engine) as session:
+            result = schedule.run(session, job, now)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+        sa.event.remove(engine, "after_cursor_execute", done)
+    elapsed = time.perf_counter() - started
+    sql_time = sum(t for t, _ in timings)
+    summary = {k: v for k, v in result.items() if k != "shifts"}
+    for info in result.get("shifts", []):
+        summary.update({k: v for k, v in info.items() if k != "shift_id"})
+    print(f"{job:<9} {elapsed:6.2f} s  SQL statements: {len(statements)}", end="")
+    if rows_in_executemany:
+        print(f" (of which executemany carrying {sum(rows_in_executemany)} rows)", end="")
+    print(f"  peak RSS so far: {peak_mb():.0f} MB")
+    print(f"          {summary}")
+    print(f"          time in SQL {sql_time:.2f} s (the rest: Python, rendering, commit); slowest:")
+    for seconds, statement in sorted(timings, reverse=True)[:3]:
+        print(f"          {seconds:6.3f} s  {statement[:90]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--day", type=int, default=60)
+    args = parser.parse_args()
+
+    url = create_database(args.url)
+    settings = set_settings(
+        load_settings(
+            {"DATABASE_URL": url, "SECRET_KEY": "bench-secret-key-0123456789", "BOT_TOKEN": ""},
+            env_file=None,
+        )
+    )
+    engine = make_engine(settings.database_url)
+    set_engine(engine)
+    upgrade(engine)
+
+    from app import days
+
+    today = date(2026, 11, 20)
+    start = today - timedelta(days=args.day - 1)
+    began = time.perf_counter()
+    load(engine, args.members, args.day, start)
+    with engine.connect() as conn:
+        reports = conn.execute(sa.text("SELECT count(*) FROM report")).scalar()
+    print(
+        f"loaded {args.members} members, {reports} reports (days 1–{args.day - 1}) "
+        f"in {time.perf_counter() - began:.1f} s; peak RSS {peak_mb():.0f} MB"
+    )
+
+    timed_job(engine, "daily", days.task_moment(today))
+    reminder_at = schedule.reminder_moment(today)
+    timed_job(engine, "reminder", reminder_at)
+    with engine.connect() as conn:
+        counts = conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM report), "
+                "(SELECT count(*) FROM outgoing_message WHERE kind = 'task'), "
+                "(SELECT count(*) FROM outgoing_message WHERE kind = 'reminder')"
+            )
+        ).one()
+    print(f"after: {counts[0]} reports, {counts[1]} task messages, {counts[2]} reminders queued")
+    print(f"peak RSS of the process: {peak_mb():.0f} MB")
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
