@@ -69,10 +69,9 @@ def _confirm(question: str) -> bool:
 
 def run_seed(delete: bool, yes: bool) -> None:
     """Shared by `lomaya seed` and `python -m seeds`."""
-    from seeds.fill import fill, wipe
-
     from app import migrate
     from app.db import session_scope
+    from seeds.fill import fill, wipe
 
     if delete and not yes and not _confirm("Удалить все данные из базы и заполнить её заново?"):
         sys.exit("Отменено: данные не тронуты.")
@@ -109,10 +108,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from seeds.fill import fill
-
     from app import migrate
     from app.db import session_scope
+    from seeds.fill import fill
 
     print(f"Создаю демо-базу в {data_dir}…")
     migrate.upgrade()
