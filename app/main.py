@@ -20,6 +20,8 @@ from app import background
 from app.db import get_engine
 from app.settings import Settings, get_settings, set_settings
 from app.web import auth, basics
+from app.web import shifts as shift_views
+from app.web import tasks as task_views
 from app.web.common import render
 from app.web.csrf import CSRFMiddleware
 
@@ -35,6 +37,27 @@ def routes() -> list:
         Route("/logout", auth.logout, methods=["POST"]),
         # --- staff: screens ---
         Route("/", basics.dashboard),
+        # --- admin: shifts and plans (issue 6) ---
+        Route("/shifts", shift_views.shift_list),
+        Route("/shifts/new", shift_views.shift_new, methods=["GET", "POST"]),
+        Route("/shifts/{shift_id:int}", shift_views.shift_detail, methods=["GET", "POST"]),
+        Route(
+            "/shifts/{shift_id:int}/final-message",
+            shift_views.shift_final_message,
+            methods=["POST"],
+        ),
+        Route("/shifts/{shift_id:int}/start", shift_views.shift_start, methods=["POST"]),
+        Route("/shifts/{shift_id:int}/cancel", shift_views.shift_cancel, methods=["POST"]),
+        Route("/shifts/{shift_id:int}/plan", shift_views.shift_plan, methods=["GET", "POST"]),
+        Route(
+            "/shifts/{shift_id:int}/plan/{day:int}", shift_views.shift_plan_day, methods=["POST"]
+        ),
+        # --- admin: tasks (issue 6) ---
+        Route("/tasks", task_views.task_list),
+        Route("/tasks/new", task_views.task_new, methods=["GET", "POST"]),
+        Route("/tasks/{task_id:int}", task_views.task_edit, methods=["GET", "POST"]),
+        Route("/tasks/{task_id:int}/archive", task_views.task_archive, methods=["POST"]),
+        Route("/tasks/{task_id:int}/delete", task_views.task_delete, methods=["POST"]),
         # --- private media (photos, task pictures) ---
         Route("/media/{key:path}", basics.media),
         # --- operations ---
