@@ -20,6 +20,7 @@ from app import background
 from app.db import get_engine
 from app.settings import Settings, get_settings, set_settings
 from app.web import auth, basics
+from app.web import participants as participant_views
 from app.web import shifts as shift_views
 from app.web import tasks as task_views
 from app.web.common import render
@@ -58,6 +59,22 @@ def routes() -> list:
         Route("/tasks/{task_id:int}", task_views.task_edit, methods=["GET", "POST"]),
         Route("/tasks/{task_id:int}/archive", task_views.task_archive, methods=["POST"]),
         Route("/tasks/{task_id:int}/delete", task_views.task_delete, methods=["POST"]),
+        # --- staff: participants and members (issue 6) ---
+        Route("/participants", participant_views.participant_list),
+        Route("/participants/{participant_id:int}", participant_views.participant_detail),
+        Route(
+            "/participants/{participant_id:int}/test",
+            participant_views.participant_test,
+            methods=["POST"],
+        ),
+        Route("/participants/{participant_id:int}/export", participant_views.participant_export),
+        Route(
+            "/participants/{participant_id:int}/delete",
+            participant_views.participant_delete,
+            methods=["GET", "POST"],
+        ),
+        Route("/members/{member_id:int}", participant_views.member_detail),
+        Route("/members/{member_id:int}/status", participant_views.member_status, methods=["POST"]),
         # --- private media (photos, task pictures) ---
         Route("/media/{key:path}", basics.media),
         # --- operations ---
