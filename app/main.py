@@ -21,6 +21,7 @@ from app.db import get_engine
 from app.settings import Settings, get_settings, set_settings
 from app.web import auth, basics
 from app.web import participants as participant_views
+from app.web import results as result_views
 from app.web import shifts as shift_views
 from app.web import tasks as task_views
 from app.web.common import render
@@ -75,6 +76,9 @@ def routes() -> list:
         ),
         Route("/members/{member_id:int}", participant_views.member_detail),
         Route("/members/{member_id:int}/status", participant_views.member_status, methods=["POST"]),
+        # --- staff: results and exports (issue 6) ---
+        Route("/shifts/{shift_id:int}/results", result_views.results_page),
+        Route("/shifts/{shift_id:int}/results.{ext}", result_views.results_export),
         # --- private media (photos, task pictures) ---
         Route("/media/{key:path}", basics.media),
         # --- operations ---
