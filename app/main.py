@@ -23,6 +23,7 @@ from app.web import auth, basics
 from app.web import participants as participant_views
 from app.web import results as result_views
 from app.web import shifts as shift_views
+from app.web import staff as staff_views
 from app.web import tasks as task_views
 from app.web.common import render
 from app.web.csrf import CSRFMiddleware
@@ -79,6 +80,17 @@ def routes() -> list:
         # --- staff: results and exports (issue 6) ---
         Route("/shifts/{shift_id:int}/results", result_views.results_page),
         Route("/shifts/{shift_id:int}/results.{ext}", result_views.results_export),
+        # --- admin: staff accounts; everyone: profile; public: one-time links (issue 6) ---
+        Route("/staff", staff_views.staff_list),
+        Route("/staff/invite", staff_views.staff_invite, methods=["POST"]),
+        Route("/staff/tokens/{token_id:int}/revoke", staff_views.token_revoke, methods=["POST"]),
+        Route("/staff/tokens/{token_id:int}/reissue", staff_views.token_reissue, methods=["POST"]),
+        Route("/staff/{staff_id:int}/role", staff_views.staff_role, methods=["POST"]),
+        Route("/staff/{staff_id:int}/block", staff_views.staff_block, methods=["POST"]),
+        Route("/staff/{staff_id:int}/reset", staff_views.staff_reset, methods=["POST"]),
+        Route("/invite/{secret}", staff_views.invite_accept, methods=["GET", "POST"]),
+        Route("/profile", staff_views.profile, methods=["GET", "POST"]),
+        Route("/profile/password", staff_views.profile_password, methods=["POST"]),
         # --- private media (photos, task pictures) ---
         Route("/media/{key:path}", basics.media),
         # --- operations ---
