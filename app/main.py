@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from app import background
 from app.db import get_engine
 from app.settings import Settings, get_settings, set_settings
+from app.web import audit as audit_views
 from app.web import auth, basics
 from app.web import participants as participant_views
 from app.web import results as result_views
@@ -91,6 +92,8 @@ def routes() -> list:
         Route("/invite/{secret}", staff_views.invite_accept, methods=["GET", "POST"]),
         Route("/profile", staff_views.profile, methods=["GET", "POST"]),
         Route("/profile/password", staff_views.profile_password, methods=["POST"]),
+        # --- admin: audit log (issue 6) ---
+        Route("/audit", audit_views.audit_list),
         # --- private media (photos, task pictures) ---
         Route("/media/{key:path}", basics.media),
         # --- operations ---
