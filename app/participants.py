@@ -67,6 +67,27 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
 
+PHONE_TEMPLATE = "+7 ddd ddd-dd-dd"
+PHONE_SLOTS = [i for i, ch in enumerate(PHONE_TEMPLATE) if ch in "7d"]
+
+
+def phone_patterns(digits: str) -> list[str]:
+    """Every way a run of digits can appear inside a phone stored as "+7 9XX XXX-XX-XX"."""
+    if len(digits) == 11 and digits[0] == "8":
+        digits = "7" + digits[1:]
+    digits = digits[: len(PHONE_SLOTS)]
+    patterns = []
+    for start in range(len(PHONE_SLOTS) - len(digits) + 1):
+        slots = PHONE_SLOTS[start : start + len(digits)]
+        chars = list(PHONE_TEMPLATE[slots[0] : slots[-1] + 1])
+        for digit, slot in zip(digits, slots, strict=True):
+            chars[slot - slots[0]] = digit
+        if start == 0 and digits[0] != "7":
+            continue  # the first slot is the country code
+        patterns.append("".join(chars))
+    return patterns
+
+
 def search(db: Session, filters: Filters) -> tuple[list[Row], bool]:
     """One page of participants (newest first) and whether there is a next page."""
     query = select(  # type: ignore[call-overload]
@@ -83,13 +104,11 @@ def search(db: Session, filters: Filters) -> tuple[list[Row], bool]:
     if q:
         digits = _digits(q)
         if digits and len(digits) >= 3 and len(digits) >= len(q.replace(" ", "")) - 3:
-            # A phone fragment: compare digits only ("+7 912 345-67-89" ~ "9123456789").
-            bare = sa.func.replace(
-                sa.func.replace(sa.func.replace(col(Participant.phone), " ", ""), "-", ""),
-                "+",
-                "",
+            # A phone fragment: phones are stored formatted, so turn the digits into the formatted
+            # substrings they can be ("912345" → "912 345", "12 345-"…) and match those plainly.
+            query = query.where(
+                sa.or_(*[col(Participant.phone).like(f"%{p}%") for p in phone_patterns(digits)])
             )
-            query = query.where(bare.like(f"%{digits}%"))
         else:
             for word in q.split(" "):
                 # Both spellings: SQLite's LIKE folds ASCII only, so also match a capitalised word.

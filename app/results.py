@@ -61,45 +61,59 @@ class Counts:
     reviewing: int
 
 
-def per_day(db: Session, shift: Shift) -> list[Counts]:
+@dataclass(frozen=True)
+class Summary:
+    days: list[Counts]
+    tasks: list[Counts]
+    by_attempt: dict[int, int]  # approved reports by the attempt that was accepted
+
+
+def summary(db: Session, shift: Shift) -> Summary:
+    """Per-day, per-task and per-attempt counts from one pass over the shift's reports."""
     rows = db.exec(
-        select(Report.day_number, *_counts())
+        select(  # type: ignore[call-overload]
+            Report.day_number, Report.task_id, Report.status, Report.photo_count, sa.func.count()
+        )
         .where(col(Report.shift_id) == shift.id, col(Report.member_id).in_(_real_members(shift.id)))  # type: ignore[arg-type]
-        .group_by(col(Report.day_number))
-        .order_by(col(Report.day_number))
+        .group_by(
+            col(Report.day_number), col(Report.task_id), col(Report.status), col(Report.photo_count)
+        )
     ).all()
-    found = {r[0]: r for r in rows}
-    out = []
+    days: dict[int, dict[str, int]] = {}
+    tasks: dict[int, dict[str, int]] = {}
+    by_attempt: dict[int, int] = {}
+    for day_number, task_id, status, photo_count, count in rows:
+        status = getattr(status, "value", status)
+        for bucket, key in ((days, day_number), (tasks, task_id)):
+            counts = bucket.setdefault(key, dict.fromkeys(COUNTED, 0))
+            counts[status] += int(count)
+        if status == ReportStatus.approved.value:
+            by_attempt[int(photo_count)] = by_attempt.get(int(photo_count), 0) + int(count)
+    day_list = []
     for n in range(1, shift.length_days + 1):
-        r = found.get(n, (n, 0, 0, 0, 0, 0))
         day = shift.started_at + timedelta(days=n - 1)
-        out.append(Counts(n, f"{day.day:02d}.{day.month:02d}", *map(int, r[1:])))
-    return out
+        c = days.get(n, dict.fromkeys(COUNTED, 0))
+        day_list.append(Counts(n, f"{day.day:02d}.{day.month:02d}", *(c[s] for s in COUNTED)))
+    titles = dict(
+        db.exec(select(col(Task.id), col(Task.title)).where(col(Task.id).in_(tasks or {0}))).all()
+    )
+    task_list = sorted(
+        (Counts(t, titles.get(t, ""), *(c[s] for s in COUNTED)) for t, c in tasks.items()),
+        key=lambda c: c.label,
+    )
+    return Summary(day_list, task_list, dict(sorted(by_attempt.items())))
+
+
+def per_day(db: Session, shift: Shift) -> list[Counts]:
+    return summary(db, shift).days
 
 
 def per_task(db: Session, shift: Shift) -> list[Counts]:
-    rows = db.exec(
-        select(Report.task_id, Task.title, *_counts())
-        .join(Task, col(Task.id) == Report.task_id)
-        .where(col(Report.shift_id) == shift.id, col(Report.member_id).in_(_real_members(shift.id)))  # type: ignore[arg-type]
-        .group_by(col(Report.task_id), col(Task.title))
-        .order_by(col(Task.title))
-    ).all()
-    return [Counts(r[0], r[1], *map(int, r[2:])) for r in rows]
+    return summary(db, shift).tasks
 
 
 def accepted_by_attempt(db: Session, shift: Shift) -> dict[int, int]:
-    """Approved reports by the attempt that was accepted (the latest photo's number)."""
-    rows = db.exec(
-        select(Report.photo_count, sa.func.count())
-        .where(
-            col(Report.shift_id) == shift.id,
-            col(Report.status) == ReportStatus.approved,
-            col(Report.member_id).in_(_real_members(shift.id)),  # type: ignore[arg-type]
-        )
-        .group_by(col(Report.photo_count))
-    ).all()
-    return {int(k): int(v) for k, v in sorted(rows)}
+    return summary(db, shift).by_attempt
 
 
 def _member_rows_query(shift_id: int) -> Any:

@@ -234,6 +234,18 @@ def approved_members(db: Session, shift_id: int) -> list[Participant]:
     )
 
 
+def _tell_new_start(db: Session, shift: Shift, start: date) -> None:
+    """Queue "the shift now starts on …" to every approved member (once per member and date)."""
+    for participant in approved_members(db, shift.id):  # type: ignore[arg-type]
+        outbox.enqueue(
+            db,
+            participant,
+            "shift_start_changed",
+            f"shift_start_changed:{shift.id}:{participant.id}:{start.isoformat()}",
+            context={"shift": shift, "start": start, "hour": get_settings().send_new_task_hour},
+        )
+
+
 def update_shift(
     db: Session,
     actor_id: int | None,
@@ -277,18 +289,7 @@ def update_shift(
     db.flush()
     _resize_plan(db, shift, old_length)
     if start_changed:
-        for participant in approved_members(db, shift.id):  # type: ignore[arg-type]
-            outbox.enqueue(
-                db,
-                participant,
-                "shift_start_changed",
-                f"shift_start_changed:{shift.id}:{participant.id}:{start.isoformat()}",
-                context={
-                    "shift": shift,
-                    "start": start,
-                    "hour": get_settings().send_new_task_hour,
-                },
-            )
+        _tell_new_start(db, shift, start)
     after = _snapshot(shift)
     if after != before:
         audit.record(db, actor_id, "shift.update", "shift", shift.id, before, after)
@@ -320,6 +321,8 @@ def start_now(db: Session, actor_id: int | None, shift: Shift) -> Shift:
     if not result.rowcount:  # type: ignore[attr-defined]
         raise FormErrors({"": "Смену уже запустил или отменил кто-то другой."})
     db.refresh(shift)
+    if before["started_at"] != today:
+        _tell_new_start(db, shift, today)
     audit.record(db, actor_id, "shift.start", "shift", shift.id, before, _snapshot(shift))
     return shift
 

@@ -81,9 +81,9 @@ MATRIX: dict[tuple[str, str], str] = {
 PARAM_RE = re.compile(r"{(\w+)(?::\w+)?}")
 
 
-def _endpoints() -> list[tuple[str, str]]:
+def _endpoints(route_list: list | None = None) -> list[tuple[str, str]]:
     found = []
-    for route in routes():
+    for route in routes() if route_list is None else route_list:
         if not isinstance(route, Route):
             continue  # the static files mount
         for method in sorted(route.methods or {"GET"}):
@@ -93,12 +93,21 @@ def _endpoints() -> list[tuple[str, str]]:
     return sorted(found, key=lambda e: e[1] == "/logout")
 
 
+def _unlisted(route_list: list | None = None) -> tuple[list, list]:
+    endpoints = set(_endpoints(route_list))
+    return sorted(endpoints - MATRIX.keys()), sorted(MATRIX.keys() - endpoints)
+
+
 def test_every_route_is_in_the_matrix():
-    endpoints = set(_endpoints())
-    missing = sorted(endpoints - MATRIX.keys())
-    stale = sorted(MATRIX.keys() - endpoints)
+    missing, stale = _unlisted()
     assert not missing, f"routes with no row in MATRIX (who may use them?): {missing}"
     assert not stale, f"MATRIX rows for routes that no longer exist: {stale}"
+
+
+def test_a_new_route_without_a_row_is_caught():
+    extra = Route("/reports/secret", lambda request: None, methods=["POST"])
+    missing, _ = _unlisted([*routes(), extra])
+    assert missing == [("POST", "/reports/secret")]
 
 
 @pytest.fixture

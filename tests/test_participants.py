@@ -206,3 +206,10 @@ def test_delete_needs_confirmation_and_keeps_anonymous_statistics(admin_client, 
     assert db.exec(select(OutgoingMessage)).all() == []
     assert "Вика" not in admin_client.get("/participants").text
     assert admin_client.get(f"/participants/{p.id}").status_code == 404
+
+
+def test_phone_fragments_become_formatted_patterns():
+    assert "912 345" in participants.phone_patterns("912345")
+    assert participants.phone_patterns("89123456789") == ["7 912 345-67-89"]
+    assert participants.phone_patterns("9123456789") == ["912 345-67-89"]
+    assert "45-67" in participants.phone_patterns("4567")

@@ -239,6 +239,7 @@ def test_start_now_only_when_no_other_shift_runs(db):
     db.add(running)
     db.commit()
     length = prep.length_days
+    factories.make_member(db, prep)
     shifts.start_now(db, None, prep)
     db.commit()
     prep = db.get(Shift, prep.id)
@@ -247,6 +248,8 @@ def test_start_now_only_when_no_other_shift_runs(db):
         and prep.started_at == TODAY
         and prep.length_days == length
     )
+    texts = [m.payload["text"] for m in db.exec(select(OutgoingMessage)).all()]
+    assert len(texts) == 1 and "начнётся 2 марта 2026" in texts[0]
     with pytest.raises(shifts.FormErrors):
         shifts.start_now(db, None, prep)
 

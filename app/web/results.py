@@ -28,8 +28,8 @@ def _shift(request: Request, db: Session) -> Shift:
 @staff_view()
 def results_page(request: Request, db: Session, staff: Staff) -> Response:
     shift = _shift(request, db)
-    days = results.per_day(db, shift)
-    tasks = results.per_task(db, shift)
+    summary = results.summary(db, shift)
+    days, tasks = summary.days, summary.tasks
     totals = {
         field: sum(getattr(d, field) for d in days)
         for field in ("approved", "declined", "skipped", "waiting", "reviewing")
@@ -44,7 +44,7 @@ def results_page(request: Request, db: Session, staff: Staff) -> Response:
             "days": days,
             "tasks": tasks,
             "totals": totals,
-            "attempts": results.accepted_by_attempt(db, shift),
+            "attempts": summary.by_attempt,
             "chart": results.chart(days),
         },
     )
