@@ -218,7 +218,7 @@ class CalendarDay:
     status: str  # a ReportStatus value, or "none" (no report: the day has not come or was before joining)
     task_title: str
     attempts: int
-    thumbs: list[str]
+    photos: list[tuple[str, str]]  # (thumbnail key, full-size key) per attempt
 
 
 STATUS_LABELS = {
@@ -235,15 +235,15 @@ def calendar(db: Session, member: Member, shift: Shift) -> list[CalendarDay]:
     reports = {
         r.day_number: r for r in db.exec(select(Report).where(Report.member_id == member.id)).all()
     }
-    photos: dict[int, list[str]] = {}
+    photos: dict[int, list[tuple[str, str]]] = {}
     if reports:
-        for report_id, thumb in db.exec(
-            select(ReportPhoto.report_id, ReportPhoto.thumb_key)
+        for report_id, thumb, full in db.exec(
+            select(ReportPhoto.report_id, ReportPhoto.thumb_key, ReportPhoto.storage_key)
             .where(col(ReportPhoto.report_id).in_([r.id for r in reports.values()]))
             .order_by(col(ReportPhoto.attempt))
         ).all():
             if thumb:
-                photos.setdefault(report_id, []).append(thumb)
+                photos.setdefault(report_id, []).append((thumb, full))
     titles = dict(
         db.exec(
             select(col(Task.id), col(Task.title)).where(

@@ -104,7 +104,7 @@ def test_member_calendar_balance_and_photos(expert_client, db):
     assert page.text.count('class="day approved"') == 1
     assert page.text.count('class="day declined"') == 1
     assert page.text.count('class="day none"') == 1
-    assert page.text.count("/media/reports/") == 3
+    assert page.text.count("/media/reports/") == 6  # three attempts: thumbnail and full size each
     assert expert_client.get("/members/424242").status_code == 404
 
 
