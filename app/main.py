@@ -19,7 +19,13 @@ from starlette.staticfiles import StaticFiles
 from app import background
 from app.db import get_engine
 from app.settings import Settings, get_settings, set_settings
+from app.web import audit as audit_views
 from app.web import auth, basics
+from app.web import participants as participant_views
+from app.web import results as result_views
+from app.web import shifts as shift_views
+from app.web import staff as staff_views
+from app.web import tasks as task_views
 from app.web.common import render
 from app.web.csrf import CSRFMiddleware
 
@@ -35,6 +41,59 @@ def routes() -> list:
         Route("/logout", auth.logout, methods=["POST"]),
         # --- staff: screens ---
         Route("/", basics.dashboard),
+        # --- admin: shifts and plans (issue 6) ---
+        Route("/shifts", shift_views.shift_list),
+        Route("/shifts/new", shift_views.shift_new, methods=["GET", "POST"]),
+        Route("/shifts/{shift_id:int}", shift_views.shift_detail, methods=["GET", "POST"]),
+        Route(
+            "/shifts/{shift_id:int}/final-message",
+            shift_views.shift_final_message,
+            methods=["POST"],
+        ),
+        Route("/shifts/{shift_id:int}/start", shift_views.shift_start, methods=["POST"]),
+        Route("/shifts/{shift_id:int}/cancel", shift_views.shift_cancel, methods=["POST"]),
+        Route("/shifts/{shift_id:int}/plan", shift_views.shift_plan, methods=["GET", "POST"]),
+        Route(
+            "/shifts/{shift_id:int}/plan/{day:int}", shift_views.shift_plan_day, methods=["POST"]
+        ),
+        # --- admin: tasks (issue 6) ---
+        Route("/tasks", task_views.task_list),
+        Route("/tasks/new", task_views.task_new, methods=["GET", "POST"]),
+        Route("/tasks/{task_id:int}", task_views.task_edit, methods=["GET", "POST"]),
+        Route("/tasks/{task_id:int}/archive", task_views.task_archive, methods=["POST"]),
+        Route("/tasks/{task_id:int}/delete", task_views.task_delete, methods=["POST"]),
+        # --- staff: participants and members (issue 6) ---
+        Route("/participants", participant_views.participant_list),
+        Route("/participants/{participant_id:int}", participant_views.participant_detail),
+        Route(
+            "/participants/{participant_id:int}/test",
+            participant_views.participant_test,
+            methods=["POST"],
+        ),
+        Route("/participants/{participant_id:int}/export", participant_views.participant_export),
+        Route(
+            "/participants/{participant_id:int}/delete",
+            participant_views.participant_delete,
+            methods=["GET", "POST"],
+        ),
+        Route("/members/{member_id:int}", participant_views.member_detail),
+        Route("/members/{member_id:int}/status", participant_views.member_status, methods=["POST"]),
+        # --- staff: results and exports (issue 6) ---
+        Route("/shifts/{shift_id:int}/results", result_views.results_page),
+        Route("/shifts/{shift_id:int}/results.{ext}", result_views.results_export),
+        # --- admin: staff accounts; everyone: profile; public: one-time links (issue 6) ---
+        Route("/staff", staff_views.staff_list),
+        Route("/staff/invite", staff_views.staff_invite, methods=["POST"]),
+        Route("/staff/tokens/{token_id:int}/revoke", staff_views.token_revoke, methods=["POST"]),
+        Route("/staff/tokens/{token_id:int}/reissue", staff_views.token_reissue, methods=["POST"]),
+        Route("/staff/{staff_id:int}/role", staff_views.staff_role, methods=["POST"]),
+        Route("/staff/{staff_id:int}/block", staff_views.staff_block, methods=["POST"]),
+        Route("/staff/{staff_id:int}/reset", staff_views.staff_reset, methods=["POST"]),
+        Route("/invite/{secret}", staff_views.invite_accept, methods=["GET", "POST"]),
+        Route("/profile", staff_views.profile, methods=["GET", "POST"]),
+        Route("/profile/password", staff_views.profile_password, methods=["POST"]),
+        # --- admin: audit log (issue 6) ---
+        Route("/audit", audit_views.audit_list),
         # --- private media (photos, task pictures) ---
         Route("/media/{key:path}", basics.media),
         # --- operations ---

@@ -1,0 +1,461 @@
+"""Participants and members (product.md §4.6, §7): search, details, test flag, exclusion, privacy.
+
+Deleting a participant removes personal data and photos but keeps the statistics, anonymised.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import IO, Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app import audit, clock, storage
+from app.models import (
+    Member,
+    MemberStatus,
+    OutgoingMessage,
+    Participant,
+    Report,
+    ReportPhoto,
+    ReportStatus,
+    Request,
+    RequestStatus,
+    Shift,
+    Task,
+)
+from app.shifts import FormErrors
+
+PAGE_SIZE = 50
+DELETED_NAME, DELETED_SURNAME = "Удалённый", "участник"
+STATUS_FILTERS = {
+    "pending": "заявка ждёт решения",
+    "member": "участник смены",
+    "excluded": "исключён",
+    "declined": "заявка отклонена",
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    q: str = ""
+    status: str = ""
+    shift_id: int | None = None
+    blocked: str = ""  # "", "yes", "no"
+    test: str = ""  # "", "yes", "no"
+    page: int = 1
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    name: str
+    surname: str
+    city: str
+    phone: str | None
+    date_of_birth: date | None
+    is_bot_blocked: bool
+    is_test: bool
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+PHONE_TEMPLATE = "+7 ddd ddd-dd-dd"
+PHONE_SLOTS = [i for i, ch in enumerate(PHONE_TEMPLATE) if ch in "7d"]
+
+
+def phone_patterns(digits: str) -> list[str]:
+    """Every way a run of digits can appear inside a phone stored as "+7 9XX XXX-XX-XX"."""
+    if len(digits) == 11 and digits[0] == "8":
+        digits = "7" + digits[1:]
+    digits = digits[: len(PHONE_SLOTS)]
+    patterns = []
+    for start in range(len(PHONE_SLOTS) - len(digits) + 1):
+        slots = PHONE_SLOTS[start : start + len(digits)]
+        chars = list(PHONE_TEMPLATE[slots[0] : slots[-1] + 1])
+        for digit, slot in zip(digits, slots, strict=True):
+            chars[slot - slots[0]] = digit
+        if start == 0 and digits[0] != "7":
+            continue  # the first slot is the country code
+        patterns.append("".join(chars))
+    return patterns
+
+
+def search(db: Session, filters: Filters) -> tuple[list[Row], bool]:
+    """One page of participants (newest first) and whether there is a next page."""
+    query = select(  # type: ignore[call-overload]
+        Participant.id,
+        Participant.name,
+        Participant.surname,
+        Participant.city,
+        Participant.phone,
+        Participant.date_of_birth,
+        Participant.is_bot_blocked,
+        Participant.is_test,
+    ).where(col(Participant.deleted_at).is_(None))
+    q = " ".join(filters.q.split())[:100]
+    if q:
+        digits = _digits(q)
+        if digits and len(digits) >= 3 and len(digits) >= len(q.replace(" ", "")) - 3:
+            # A phone fragment: phones are stored formatted, so turn the digits into the formatted
+            # substrings they can be ("912345" → "912 345", "12 345-"…) and match those plainly.
+            query = query.where(
+                sa.or_(*[col(Participant.phone).like(f"%{p}%") for p in phone_patterns(digits)])
+            )
+        else:
+            for word in q.split(" "):
+                # Both spellings: SQLite's LIKE folds ASCII only, so also match a capitalised word.
+                patterns = {f"%{w}%" for w in (word, word.lower(), word.capitalize())}
+                query = query.where(
+                    sa.or_(
+                        *[
+                            c.like(p)
+                            for c in (
+                                col(Participant.name),
+                                col(Participant.surname),
+                                col(Participant.city),
+                            )
+                            for p in patterns
+                        ]
+                    )
+                )
+    if filters.blocked in ("yes", "no"):
+        query = query.where(col(Participant.is_bot_blocked).is_(filters.blocked == "yes"))
+    if filters.test in ("yes", "no"):
+        query = query.where(col(Participant.is_test).is_(filters.test == "yes"))
+    if filters.status in ("pending", "declined"):
+        sub = select(Request.id).where(
+            col(Request.participant_id) == Participant.id,
+            col(Request.status) == RequestStatus(filters.status),
+        )
+        if filters.shift_id is not None:
+            sub = sub.where(col(Request.shift_id) == filters.shift_id)
+        query = query.where(sub.exists())
+    elif filters.status in ("member", "excluded"):
+        wanted = MemberStatus.active if filters.status == "member" else MemberStatus.excluded
+        msub = select(Member.id).where(
+            col(Member.participant_id) == Participant.id, col(Member.status) == wanted
+        )
+        if filters.shift_id is not None:
+            msub = msub.where(col(Member.shift_id) == filters.shift_id)
+        query = query.where(msub.exists())
+    elif filters.shift_id is not None:
+        query = query.where(
+            sa.or_(
+                select(Request.id)
+                .where(
+                    col(Request.participant_id) == Participant.id,
+                    col(Request.shift_id) == filters.shift_id,
+                )
+                .exists(),
+                select(Member.id)
+                .where(
+                    col(Member.participant_id) == Participant.id,
+                    col(Member.shift_id) == filters.shift_id,
+                )
+                .exists(),
+            )
+        )
+    page = max(1, min(filters.page, 10_000))
+    rows = db.exec(
+        query.order_by(col(Participant.id).desc())
+        .limit(PAGE_SIZE + 1)
+        .offset((page - 1) * PAGE_SIZE)
+    ).all()
+    return [Row(*r) for r in rows[:PAGE_SIZE]], len(rows) > PAGE_SIZE
+
+
+def get_participant(db: Session, participant_id: int | None) -> Participant | None:
+    if participant_id is None:
+        return None
+    participant = db.get(Participant, participant_id)
+    return participant if participant and participant.deleted_at is None else None
+
+
+@dataclass
+class History:
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    members: list[dict[str, Any]] = field(default_factory=list)
+
+
+def history(db: Session, participant_id: int) -> History:
+    result = History()
+    for req, number, title in db.exec(
+        select(Request, Shift.number, Shift.title)
+        .join(Shift, col(Shift.id) == Request.shift_id)
+        .where(Request.participant_id == participant_id)
+        .order_by(col(Request.created_at).desc())
+    ).all():
+        result.requests.append({"request": req, "shift_number": number, "shift_title": title})
+    for member, number, title in db.exec(
+        select(Member, Shift.number, Shift.title)
+        .join(Shift, col(Shift.id) == Member.shift_id)
+        .where(Member.participant_id == participant_id)
+        .order_by(col(Member.created_at).desc())
+    ).all():
+        approved = db.exec(
+            select(sa.func.count()).where(
+                col(Report.member_id) == member.id, col(Report.status) == ReportStatus.approved
+            )
+        ).one()
+        result.members.append(
+            {"member": member, "shift_number": number, "shift_title": title, "balance": approved}
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class CalendarDay:
+    day_number: int
+    date: date
+    status: str  # a ReportStatus value, or "none" (no report: the day has not come or was before joining)
+    task_title: str
+    attempts: int
+    photos: list[tuple[str, str]]  # (thumbnail key, full-size key) per attempt
+
+
+STATUS_LABELS = {
+    "approved": "принято",
+    "declined": "отклонено",
+    "skipped": "пропущено",
+    "reviewing": "на проверке",
+    "waiting": "ждём фото",
+    "none": "—",
+}
+
+
+def calendar(db: Session, member: Member, shift: Shift) -> list[CalendarDay]:
+    reports = {
+        r.day_number: r for r in db.exec(select(Report).where(Report.member_id == member.id)).all()
+    }
+    photos: dict[int, list[tuple[str, str]]] = {}
+    if reports:
+        for report_id, thumb, full in db.exec(
+            select(ReportPhoto.report_id, ReportPhoto.thumb_key, ReportPhoto.storage_key)
+            .where(col(ReportPhoto.report_id).in_([r.id for r in reports.values()]))
+            .order_by(col(ReportPhoto.attempt))
+        ).all():
+            if thumb:
+                photos.setdefault(report_id, []).append((thumb, full))
+    titles = dict(
+        db.exec(
+            select(col(Task.id), col(Task.title)).where(
+                col(Task.id).in_({r.task_id for r in reports.values()} or {0})
+            )
+        ).all()
+    )
+    days = []
+    for n in range(1, shift.length_days + 1):
+        report = reports.get(n)
+        days.append(
+            CalendarDay(
+                n,
+                shift.started_at + timedelta(days=n - 1),
+                report.status.value if report else "none",
+                titles.get(report.task_id, "") if report else "",
+                report.photo_count if report else 0,
+                photos.get(report.id, []) if report else [],  # type: ignore[arg-type]
+            )
+        )
+    return days
+
+
+def set_test(db: Session, actor_id: int | None, participant: Participant, is_test: bool) -> None:
+    if participant.is_test == is_test:
+        return
+    audit.record(
+        db,
+        actor_id,
+        "participant.test",
+        "participant",
+        participant.id,
+        {"is_test": participant.is_test},
+        {"is_test": is_test},
+    )
+    participant.is_test = is_test
+    db.add(participant)
+
+
+def set_member_status(db: Session, actor_id: int | None, member: Member, excluded: bool) -> None:
+    """Exclude a member, or return an excluded one (guarded: a second click changes nothing)."""
+    old, new = (
+        (MemberStatus.active, MemberStatus.excluded)
+        if excluded
+        else (MemberStatus.excluded, MemberStatus.active)
+    )
+    result = db.execute(
+        sa.update(Member)
+        .where(col(Member.id) == member.id, col(Member.status) == old)
+        .values(status=new, excluded_at=clock.now() if excluded else None, updated_at=clock.now())
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return
+    audit.record(
+        db,
+        actor_id,
+        "member.exclude" if excluded else "member.return",
+        "member",
+        member.id,
+        {"status": old},
+        {"status": new},
+    )
+    db.refresh(member)
+
+
+# --- privacy ------------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "value"):
+        return value.value
+    return value
+
+
+def _row(obj: Any, fields: list[str]) -> dict[str, Any]:
+    return {f: _plain(getattr(obj, f)) for f in fields}
+
+
+def export_zip(db: Session, actor_id: int | None, participant: Participant, out: IO[bytes]) -> None:
+    """Everything stored about a participant: data.json and the photos, written to `out` as a zip."""
+    data: dict[str, Any] = {
+        "participant": _row(
+            participant,
+            [
+                "id",
+                "telegram_id",
+                "name",
+                "surname",
+                "date_of_birth",
+                "city",
+                "phone",
+                "is_bot_blocked",
+                "is_test",
+                "consent_at",
+                "consent_version",
+                "created_at",
+            ],
+        ),
+        "requests": [],
+        "memberships": [],
+    }
+    for req, title in db.exec(
+        select(Request, Shift.title)
+        .join(Shift, col(Shift.id) == Request.shift_id)
+        .where(Request.participant_id == participant.id)
+    ).all():
+        item = _row(
+            req, ["shift_id", "status", "attempts", "decline_reason", "created_at", "decided_at"]
+        )
+        item["shift_title"] = title
+        data["requests"].append(item)
+    photo_files: list[tuple[str, str]] = []
+    for member, title in db.exec(
+        select(Member, Shift.title)
+        .join(Shift, col(Shift.id) == Member.shift_id)
+        .where(Member.participant_id == participant.id)
+    ).all():
+        item = _row(member, ["shift_id", "status", "joined_at", "excluded_at"])
+        item["shift_title"] = title
+        item["reports"] = []
+        for report in db.exec(
+            select(Report).where(Report.member_id == member.id).order_by(col(Report.day_number))
+        ).all():
+            entry = _row(
+                report,
+                [
+                    "day_number",
+                    "task_date",
+                    "status",
+                    "photo_count",
+                    "submitted_at",
+                    "decided_at",
+                    "decline_reason",
+                ],
+            )
+            entry["photos"] = []
+            for photo in db.exec(
+                select(ReportPhoto)
+                .where(ReportPhoto.report_id == report.id)
+                .order_by(col(ReportPhoto.attempt))
+            ).all():
+                if not photo.storage_key:
+                    continue
+                name = f"photos/shift{member.shift_id}-day{report.day_number:03d}-attempt{photo.attempt}.jpg"
+                entry["photos"].append(name)
+                photo_files.append((name, photo.storage_key))
+            item["reports"].append(entry)
+        data["memberships"].append(item)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data.json", json.dumps(data, ensure_ascii=False, indent=2))
+        for name, key in photo_files:
+            try:
+                path = storage.media_path(key)
+            except ValueError:
+                continue
+            if path.is_file():
+                archive.write(path, name, compress_type=zipfile.ZIP_STORED)
+    audit.record(db, actor_id, "participant.export", "participant", participant.id)
+
+
+def export_bytes(db: Session, actor_id: int | None, participant: Participant) -> bytes:
+    buffer = io.BytesIO()
+    export_zip(db, actor_id, participant, buffer)
+    return buffer.getvalue()
+
+
+def delete_participant(db: Session, actor_id: int | None, participant: Participant) -> list[str]:
+    """Remove personal data and photos; keep requests, memberships and reports (statistics).
+
+    Returns the media keys to delete once the transaction has committed.
+    """
+    if participant.deleted_at is not None:
+        raise FormErrors({"": "Данные этого участника уже удалены."})
+    keys: list[str] = []
+    report_ids = (
+        select(Report.id)
+        .join(Member, col(Member.id) == Report.member_id)
+        .where(Member.participant_id == participant.id)
+    )
+    for key, thumb in db.exec(
+        select(ReportPhoto.storage_key, ReportPhoto.thumb_key).where(
+            col(ReportPhoto.report_id).in_(report_ids)
+        )
+    ).all():
+        keys += [k for k in (key, thumb) if k]
+    db.execute(
+        sa.update(ReportPhoto)
+        .where(col(ReportPhoto.report_id).in_(report_ids))
+        .values(
+            storage_key="",
+            thumb_key="",
+            telegram_file_id=None,
+            telegram_file_unique_id=None,
+            sha256=None,
+            phash=None,
+            dhash=None,
+        )
+    )
+    # Messages carry the name in their text; pending ones must not go out any more.
+    db.execute(
+        sa.delete(OutgoingMessage).where(col(OutgoingMessage.participant_id) == participant.id)
+    )
+    participant.name, participant.surname = DELETED_NAME, DELETED_SURNAME
+    participant.phone = None
+    participant.telegram_id = None
+    participant.date_of_birth = None
+    participant.city = ""
+    participant.deleted_at = clock.now()
+    db.add(participant)
+    audit.record(
+        db, actor_id, "participant.delete", "participant", participant.id, None, {"deleted": True}
+    )
+    return keys

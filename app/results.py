@@ -1,0 +1,302 @@
+"""Results and analytics of a shift (product.md §4.7): ranking, per-day/per-task counts, exports.
+
+Test participants are left out everywhere. Exports stream rows from the database (a server-side
+cursor on PostgreSQL) instead of loading the whole shift in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.models import Member, Participant, Report, ReportStatus, Shift, Task
+
+COUNTED = ("approved", "declined", "skipped", "waiting", "reviewing")
+EXPORT_HEADERS = [
+    "Место",
+    "Имя",
+    "Фамилия",
+    "Город",
+    "Статус в смене",
+    "Ломбарьерчики",
+    "Отклонено",
+    "Пропущено",
+    "Ждут фото",
+    "На проверке",
+]
+
+
+def _counts() -> list[Any]:
+    return [
+        sa.func.coalesce(sa.func.sum(sa.case((col(Report.status) == s, 1), else_=0)), 0).label(s)
+        for s in COUNTED
+    ]
+
+
+def _real_members(shift_id: int) -> Any:
+    return (
+        select(Member.id)
+        .join(Participant, col(Participant.id) == Member.participant_id)
+        .where(Member.shift_id == shift_id, col(Participant.is_test).is_(False))
+    )
+
+
+@dataclass(frozen=True)
+class Counts:
+    key: int
+    label: str
+    approved: int
+    declined: int
+    skipped: int
+    waiting: int
+    reviewing: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    days: list[Counts]
+    tasks: list[Counts]
+    by_attempt: dict[int, int]  # approved reports by the attempt that was accepted
+
+
+def summary(db: Session, shift: Shift) -> Summary:
+    """Per-day, per-task and per-attempt counts from one pass over the shift's reports."""
+    rows = db.exec(
+        select(  # type: ignore[call-overload]
+            Report.day_number, Report.task_id, Report.status, Report.photo_count, sa.func.count()
+        )
+        .where(col(Report.shift_id) == shift.id, col(Report.member_id).in_(_real_members(shift.id)))  # type: ignore[arg-type]
+        .group_by(
+            col(Report.day_number), col(Report.task_id), col(Report.status), col(Report.photo_count)
+        )
+    ).all()
+    days: dict[int, dict[str, int]] = {}
+    tasks: dict[int, dict[str, int]] = {}
+    by_attempt: dict[int, int] = {}
+    for day_number, task_id, status, photo_count, count in rows:
+        status = getattr(status, "value", status)
+        for bucket, key in ((days, day_number), (tasks, task_id)):
+            counts = bucket.setdefault(key, dict.fromkeys(COUNTED, 0))
+            counts[status] += int(count)
+        if status == ReportStatus.approved.value:
+            by_attempt[int(photo_count)] = by_attempt.get(int(photo_count), 0) + int(count)
+    day_list = []
+    for n in range(1, shift.length_days + 1):
+        day = shift.started_at + timedelta(days=n - 1)
+        c = days.get(n, dict.fromkeys(COUNTED, 0))
+        day_list.append(Counts(n, f"{day.day:02d}.{day.month:02d}", *(c[s] for s in COUNTED)))
+    titles = dict(
+        db.exec(select(col(Task.id), col(Task.title)).where(col(Task.id).in_(tasks or {0}))).all()
+    )
+    task_list = sorted(
+        (Counts(t, titles.get(t, ""), *(c[s] for s in COUNTED)) for t, c in tasks.items()),
+        key=lambda c: c.label,
+    )
+    return Summary(day_list, task_list, dict(sorted(by_attempt.items())))
+
+
+def per_day(db: Session, shift: Shift) -> list[Counts]:
+    return summary(db, shift).days
+
+
+def per_task(db: Session, shift: Shift) -> list[Counts]:
+    return summary(db, shift).tasks
+
+
+def accepted_by_attempt(db: Session, shift: Shift) -> dict[int, int]:
+    return summary(db, shift).by_attempt
+
+
+def _member_rows_query(shift_id: int) -> Any:
+    counts = (
+        select(Report.member_id, *_counts())
+        .where(col(Report.shift_id) == shift_id)
+        .group_by(col(Report.member_id))
+        .subquery()
+    )
+    approved = sa.func.coalesce(counts.c.approved, 0)
+    return (
+        sa.select(  # type: ignore[call-overload]
+            Member.id,
+            Participant.name,
+            Participant.surname,
+            Participant.city,
+            Member.status,
+            approved.label("approved"),
+            *[sa.func.coalesce(counts.c[s], 0) for s in COUNTED[1:]],
+        )
+        .join(Participant, col(Participant.id) == Member.participant_id)
+        .outerjoin(counts, counts.c.member_id == Member.id)
+        .where(col(Member.shift_id) == shift_id, col(Participant.is_test).is_(False))
+        .order_by(approved.desc(), col(Participant.surname), col(Participant.name), col(Member.id))
+    )
+
+
+@dataclass(frozen=True)
+class Ranked:
+    place: int
+    member_id: int
+    name: str
+    surname: str
+    city: str
+    status: str
+    approved: int
+    declined: int
+    skipped: int
+    waiting: int
+    reviewing: int
+
+    def export_row(self) -> list[Any]:
+        return [
+            self.place,
+            self.name,
+            self.surname,
+            self.city,
+            "участвует" if self.status == "active" else "исключён",
+            self.approved,
+            self.declined,
+            self.skipped,
+            self.waiting,
+            self.reviewing,
+        ]
+
+
+def ranked(rows: Any) -> Iterator[Ranked]:
+    """Competition ranking: equal ломбарьерчики share a place (1, 1, 3…)."""
+    place, previous = 0, None
+    for index, row in enumerate(rows, start=1):
+        member_id, name, surname, city, status, approved, *rest = row
+        if approved != previous:
+            place, previous = index, approved
+        yield Ranked(
+            place,
+            member_id,
+            name,
+            surname,
+            city,
+            getattr(status, "value", status),
+            int(approved),
+            *map(int, rest),
+        )
+
+
+def ranking(db: Session, shift: Shift, limit: int | None = None) -> list[Ranked]:
+    query = _member_rows_query(shift.id)  # type: ignore[arg-type]
+    if limit:
+        query = query.limit(limit)
+    return list(ranked(db.execute(query)))
+
+
+def stream_ranking(db: Session, shift_id: int) -> Iterator[Ranked]:
+    result = db.execute(_member_rows_query(shift_id), execution_options={"yield_per": 1000})
+    yield from ranked(result)
+
+
+# --- exports ------------------------------------------------------------------------------------
+
+
+def file_name(shift: Shift, ext: str) -> str:
+    return f"Смена №{shift.number} «{shift.title}» — итоги.{ext}"
+
+
+def content_disposition(name: str, fallback: str) -> str:
+    """An attachment header with an ASCII fallback and the real (Russian) name per RFC 5987."""
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def csv_chunks(db: Session, shift_id: int) -> Iterator[bytes]:
+    """CSV for Excel: UTF-8 with a BOM, semicolons; yields as the rows come from the database."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";")
+    buffer.write("\ufeff")
+    writer.writerow(EXPORT_HEADERS)
+    for count, row in enumerate(stream_ranking(db, shift_id), start=1):
+        writer.writerow(row.export_row())
+        if count % 1000 == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def xlsx_file(db: Session, shift: Shift) -> Any:
+    """The ranking as .xlsx (openpyxl write-only mode) in a temporary file, rewound."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Итоги")
+    bold = Font(bold=True)
+    header = []
+    for title in EXPORT_HEADERS:
+        cell = WriteOnlyCell(sheet, value=title)
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+    for row in stream_ranking(db, shift.id):  # type: ignore[arg-type]
+        sheet.append(row.export_row())
+    days = book.create_sheet("По дням")
+    days.append(["День", "Дата", "Принято", "Отклонено", "Пропущено", "Ждут фото", "На проверке"])
+    for d in per_day(db, shift):
+        days.append(
+            [
+                d.key,
+                shift.started_at + timedelta(days=d.key - 1),
+                d.approved,
+                d.declined,
+                d.skipped,
+                d.waiting,
+                d.reviewing,
+            ]
+        )
+    out = tempfile.TemporaryFile()  # noqa: SIM115 (the caller streams and closes it)
+    book.save(out)
+    out.seek(0)
+    return out
+
+
+# --- the chart ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    width: float
+    segments: list[tuple[str, float, float, int]]  # (css class, y, height, value)
+    label: str
+    title: str
+
+
+def chart(days: list[Counts], width: int = 900, height: int = 220) -> dict[str, Any]:
+    """Stacked daily bars (accepted, declined, skipped) as numbers for an inline SVG template."""
+    top = max((d.approved + d.declined + d.skipped for d in days), default=0) or 1
+    plot_h = height - 30
+    step = width / max(len(days), 1)
+    bars = []
+    for i, d in enumerate(days):
+        y = float(plot_h)
+        segments = []
+        for css, value in (("ok", d.approved), ("bad", d.declined), ("skip", d.skipped)):
+            h = plot_h * value / top
+            y -= h
+            segments.append((css, round(y, 1), round(h, 1), value))
+        bars.append(
+            Bar(
+                round(i * step + step * 0.1, 1),
+                round(step * 0.8, 1),
+                segments,
+                d.label if len(days) <= 31 or i % 7 == 0 else "",
+                f"День {d.key}: принято {d.approved}, отклонено {d.declined}, пропущено {d.skipped}",
+            )
+        )
+    return {"width": width, "height": height, "plot_h": plot_h, "bars": bars, "top": top}

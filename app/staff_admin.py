@@ -1,0 +1,330 @@
+"""Staff accounts (product.md §4.8): invitations, password resets, roles, blocking, the profile.
+
+A one-time link carries a random secret; only its SHA-256 is stored (`staff_token`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app import audit, clock
+from app.accounts import hash_password, normalize_email, password_problem, verify_password
+from app.models import Staff, StaffRole, StaffStatus, StaffToken, TokenPurpose
+from app.settings import get_settings
+from app.shifts import FormErrors
+
+ROLE_LABELS = {StaffRole.administrator: "администратор", StaffRole.expert: "эксперт"}
+NAME_MAX = 100
+
+
+def token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _new_token(db: Session, **values) -> tuple[StaffToken, str]:
+    secret = secrets.token_urlsafe(32)
+    token = StaffToken(
+        token_hash=token_hash(secret),
+        expires_at=clock.now() + timedelta(hours=get_settings().invite_ttl_hours),
+        **values,
+    )
+    db.add(token)
+    db.flush()
+    return token, secret
+
+
+def _check_names(name: str, surname: str, errors: dict[str, str]) -> None:
+    if not name or len(name) > NAME_MAX:
+        errors["name"] = "Укажите имя (до 100 символов)."
+    if len(surname) > NAME_MAX:
+        errors["surname"] = "Фамилия — до 100 символов."
+
+
+def _revoke_open(
+    db: Session, purpose: TokenPurpose, *, email: str | None = None, staff_id: int | None = None
+) -> None:
+    query = sa.update(StaffToken).where(
+        col(StaffToken.purpose) == purpose,
+        col(StaffToken.used_at).is_(None),
+        col(StaffToken.revoked_at).is_(None),
+    )
+    if email is not None:
+        query = query.where(col(StaffToken.email) == email)
+    if staff_id is not None:
+        query = query.where(col(StaffToken.staff_id) == staff_id)
+    db.execute(query.values(revoked_at=clock.now()))
+
+
+def invite(
+    db: Session, actor_id: int | None, email: str, name: str, surname: str, role: str
+) -> tuple[StaffToken, str]:
+    """A new invitation (an older open one for the same e-mail is revoked). Returns (row, secret)."""
+    email = normalize_email(email)
+    name, surname = name.strip(), surname.strip()
+    errors: dict[str, str] = {}
+    if "@" not in email or len(email) > 254 or " " in email:
+        errors["email"] = "Укажите электронную почту, например anna@example.org."
+    elif db.exec(select(Staff.id).where(Staff.email == email)).first() is not None:
+        errors["email"] = "Сотрудник с такой почтой уже есть."
+    _check_names(name, surname, errors)
+    if role not in (StaffRole.administrator.value, StaffRole.expert.value):
+        errors["role"] = "Выберите роль."
+    if errors:
+        raise FormErrors(errors)
+    _revoke_open(db, TokenPurpose.invite, email=email)
+    token, secret = _new_token(
+        db,
+        purpose=TokenPurpose.invite,
+        email=email,
+        name=name,
+        surname=surname,
+        role=StaffRole(role),
+        created_by_id=actor_id,
+    )
+    audit.record(
+        db, actor_id, "staff.invite", "staff_token", token.id, None, {"email": email, "role": role}
+    )
+    return token, secret
+
+
+def reissue(db: Session, actor_id: int | None, token: StaffToken) -> tuple[StaffToken, str]:
+    if token.used_at is not None:
+        raise FormErrors({"": "По этому приглашению уже создан аккаунт."})
+    if token.purpose == TokenPurpose.invite:
+        return invite(db, actor_id, token.email, token.name, token.surname, token.role.value)
+    staff = db.get(Staff, token.staff_id)
+    if staff is None:
+        raise FormErrors({"": "Сотрудник не найден."})
+    return password_reset(db, actor_id, staff)
+
+
+def revoke(db: Session, actor_id: int | None, token: StaffToken) -> None:
+    result = db.execute(
+        sa.update(StaffToken)
+        .where(
+            col(StaffToken.id) == token.id,
+            col(StaffToken.used_at).is_(None),
+            col(StaffToken.revoked_at).is_(None),
+        )
+        .values(revoked_at=clock.now())
+    )
+    if result.rowcount:  # type: ignore[attr-defined]
+        audit.record(
+            db, actor_id, "staff.token_revoke", "staff_token", token.id, None, {"revoked": True}
+        )
+
+
+def password_reset(db: Session, actor_id: int | None, staff: Staff) -> tuple[StaffToken, str]:
+    _revoke_open(db, TokenPurpose.password_reset, staff_id=staff.id)
+    token, secret = _new_token(
+        db,
+        purpose=TokenPurpose.password_reset,
+        email=staff.email,
+        name=staff.name,
+        surname=staff.surname,
+        role=staff.role,
+        staff_id=staff.id,
+        created_by_id=actor_id,
+    )
+    audit.record(
+        db, actor_id, "staff.password_reset_link", "staff", staff.id, None, {"token_id": token.id}
+    )
+    return token, secret
+
+
+def open_tokens(db: Session) -> list[StaffToken]:
+    return list(
+        db.exec(
+            select(StaffToken)
+            .where(
+                col(StaffToken.used_at).is_(None),
+                col(StaffToken.revoked_at).is_(None),
+                col(StaffToken.expires_at) > clock.now(),
+            )
+            .order_by(col(StaffToken.created_at).desc())
+        ).all()
+    )
+
+
+def find_token(db: Session, secret: str) -> StaffToken | None:
+    """A usable token for `secret` (not used, not revoked, not expired), else None."""
+    if not secret or len(secret) > 200:
+        return None
+    token = db.exec(select(StaffToken).where(StaffToken.token_hash == token_hash(secret))).first()
+    if token is None or token.used_at or token.revoked_at or token.expires_at <= clock.now():
+        return None
+    return token
+
+
+def accept(
+    db: Session, secret: str, password: str, password2: str, name: str = "", surname: str = ""
+) -> Staff:
+    """Use a link: create the invited account, or set the new password. Single use, guarded."""
+    token = find_token(db, secret)
+    if token is None:
+        raise FormErrors(
+            {"": "Ссылка больше не действует. Попросите администратора прислать новую."}
+        )
+    errors: dict[str, str] = {}
+    problem = password_problem(password, token.email)
+    if problem:
+        errors["password"] = problem
+    elif password != password2:
+        errors["password2"] = "Пароли не совпадают."
+    if token.purpose == TokenPurpose.invite:
+        name, surname = (
+            (name.strip() or token.name),
+            (surname.strip() if surname.strip() else token.surname),
+        )
+        _check_names(name, surname, errors)
+    if errors:
+        raise FormErrors(errors)
+    used = db.execute(
+        sa.update(StaffToken)
+        .where(
+            col(StaffToken.id) == token.id,
+            col(StaffToken.used_at).is_(None),
+            col(StaffToken.revoked_at).is_(None),
+        )
+        .values(used_at=clock.now())
+    )
+    if not used.rowcount:  # type: ignore[attr-defined]
+        raise FormErrors(
+            {"": "Ссылка больше не действует. Попросите администратора прислать новую."}
+        )
+    if token.purpose == TokenPurpose.invite:
+        if db.exec(select(Staff.id).where(Staff.email == token.email)).first() is not None:
+            raise FormErrors({"": "Сотрудник с такой почтой уже есть. Войдите со своим паролем."})
+        staff = Staff(
+            email=token.email,
+            name=name,
+            surname=surname,
+            role=token.role,
+            password_hash=hash_password(password),
+        )
+        db.add(staff)
+        db.flush()
+        audit.record(
+            db,
+            staff.id,
+            "staff.create",
+            "staff",
+            staff.id,
+            None,
+            {"email": staff.email, "role": staff.role},
+        )
+        return staff
+    account = db.get(Staff, token.staff_id)
+    if account is None:
+        raise FormErrors({"": "Сотрудник не найден."})
+    account.password_hash = hash_password(password)
+    account.session_version += 1
+    db.add(account)
+    audit.record(db, account.id, "staff.password_reset", "staff", account.id)
+    return account
+
+
+def _active_admins(db: Session) -> int:
+    return int(
+        db.exec(
+            select(sa.func.count()).where(
+                col(Staff.role) == StaffRole.administrator, col(Staff.status) == StaffStatus.active
+            )
+        ).one()
+    )
+
+
+def set_role(db: Session, actor: Staff, staff: Staff, role: str) -> None:
+    if role not in (StaffRole.administrator.value, StaffRole.expert.value):
+        raise FormErrors({"": "Выберите роль."})
+    new = StaffRole(role)
+    if new == staff.role:
+        return
+    if staff.id == actor.id:
+        raise FormErrors({"": "Свою роль поменять нельзя: попросите другого администратора."})
+    if (
+        staff.role == StaffRole.administrator
+        and staff.status == StaffStatus.active
+        and _active_admins(db) <= 1
+    ):
+        raise FormErrors({"": "Это последний администратор: без него сайтом некому управлять."})
+    audit.record(db, actor.id, "staff.role", "staff", staff.id, {"role": staff.role}, {"role": new})
+    staff.role = new
+    staff.session_version += 1  # the old role must not linger in an open session
+    db.add(staff)
+
+
+def set_blocked(db: Session, actor: Staff, staff: Staff, blocked: bool) -> None:
+    new = StaffStatus.blocked if blocked else StaffStatus.active
+    if new == staff.status:
+        return
+    if staff.id == actor.id:
+        raise FormErrors({"": "Себя заблокировать нельзя."})
+    if blocked and staff.role == StaffRole.administrator and _active_admins(db) <= 1:
+        raise FormErrors({"": "Это последний администратор: без него сайтом некому управлять."})
+    audit.record(
+        db,
+        actor.id,
+        "staff.block" if blocked else "staff.unblock",
+        "staff",
+        staff.id,
+        {"status": staff.status},
+        {"status": new},
+    )
+    staff.status = new
+    staff.session_version += 1  # open sessions end at the very next request
+    db.add(staff)
+
+
+def staff_list(db: Session) -> list[Staff]:
+    return list(
+        db.exec(
+            select(Staff).order_by(col(Staff.status), col(Staff.surname), col(Staff.name))
+        ).all()
+    )
+
+
+def update_profile(db: Session, staff: Staff, name: str, surname: str) -> None:
+    name, surname = name.strip(), surname.strip()
+    errors: dict[str, str] = {}
+    _check_names(name, surname, errors)
+    if errors:
+        raise FormErrors(errors)
+    before = {"name": staff.name, "surname": staff.surname}
+    staff.name, staff.surname = name, surname
+    db.add(staff)
+    if before != {"name": name, "surname": surname}:
+        audit.record(
+            db,
+            staff.id,
+            "staff.profile",
+            "staff",
+            staff.id,
+            before,
+            {"name": name, "surname": surname},
+        )
+
+
+def change_password(db: Session, staff: Staff, current: str, new: str, new2: str) -> int:
+    """Change one's own password; returns the new session version (other sessions end)."""
+    errors: dict[str, str] = {}
+    if not verify_password(staff.password_hash, current):
+        errors["current"] = "Текущий пароль введён неверно."
+    else:
+        problem = password_problem(new, staff.email)
+        if problem:
+            errors["password"] = problem
+        elif new != new2:
+            errors["password2"] = "Пароли не совпадают."
+    if errors:
+        raise FormErrors(errors)
+    staff.password_hash = hash_password(new)
+    staff.session_version += 1
+    db.add(staff)
+    audit.record(db, staff.id, "staff.password_change", "staff", staff.id)
+    return staff.session_version

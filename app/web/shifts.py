@@ -1,0 +1,249 @@
+"""Shifts screens (administrators): list, create, edit, start, cancel, final message, plan."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from app import shifts
+from app.models import Shift, Staff, StaffRole, Task
+from app.web.common import form, int_param, is_htmx, render, staff_view
+
+admin_view = staff_view(role=StaffRole.administrator)
+
+
+def _shift(request: Request, db: Session) -> Shift:
+    shift_id = int_param(request.path_params.get("shift_id"))
+    shift = db.get(Shift, shift_id) if shift_id is not None else None
+    if shift is None:
+        raise HTTPException(404)
+    return shift
+
+
+def _back(shift: Shift, notice: str | None = None) -> Response:
+    return RedirectResponse(f"/shifts/{shift.id}" + (f"?done={notice}" if notice else ""), 303)
+
+
+NOTICES = {
+    "created": "Смена создана, план составлен.",
+    "saved": "Изменения сохранены.",
+    "started": "Смена запущена.",
+    "cancelled": "Смена отменена, участникам отправлены сообщения.",
+    "message": "Финальное сообщение сохранено.",
+}
+
+
+@admin_view
+def shift_list(request: Request, db: Session, staff: Staff) -> Response:
+    return render(request, "shifts/list.html", {"rows": shifts.list_shifts(db)})
+
+
+@admin_view
+def shift_new(request: Request, db: Session, staff: Staff) -> Response:
+    values = {"title": "", "started_at": "", "finished_at": ""}
+    if request.method == "POST":
+        data = form(request)
+        values = {k: str(data.get(k, ""))[:200] for k in values}
+        try:
+            shift = shifts.create_shift(
+                db,
+                staff.id,
+                values["title"],
+                shifts.parse_date(values["started_at"]),
+                shifts.parse_date(values["finished_at"]),
+            )
+        except shifts.FormErrors as exc:
+            return render(request, "shifts/new.html", {"values": values, "errors": exc.errors}, 400)
+        return _back(shift, "created")
+    return render(request, "shifts/new.html", {"values": values, "errors": {}})
+
+
+def _detail(
+    request: Request,
+    db: Session,
+    shift: Shift,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    values = values or {
+        "title": shift.title,
+        "started_at": shift.started_at.isoformat(),
+        "finished_at": shift.finished_at.isoformat(),
+        "final_message": shift.final_message,
+    }
+    preview_text = values.get("final_message") or shift.final_message
+    preview = None
+    if not (errors or {}).get("final_message"):
+        preview = shifts.preview_final_message(db, shift, preview_text)
+    return render(
+        request,
+        "shifts/detail.html",
+        {
+            "shift": shift,
+            "status_label": shifts.STATUS_LABELS[shift.status],
+            "editable": shifts.editable_fields(shift),
+            "values": values,
+            "errors": errors or {},
+            "preview": preview,
+            "notice": NOTICES.get(request.query_params.get("done", "")),
+        },
+        status_code,
+    )
+
+
+@admin_view
+def shift_detail(request: Request, db: Session, staff: Staff) -> Response:
+    shift = _shift(request, db)
+    if request.method == "POST":
+        data = form(request)
+        values = {
+            "title": str(data.get("title", ""))[:200],
+            "started_at": str(data.get("started_at", shift.started_at.isoformat()))[:20],
+            "finished_at": str(data.get("finished_at", shift.finished_at.isoformat()))[:20],
+            "final_message": shift.final_message,
+        }
+        try:
+            shifts.update_shift(
+                db,
+                staff.id,
+                shift,
+                values["title"],
+                shifts.parse_date(values["started_at"]),
+                shifts.parse_date(values["finished_at"]),
+            )
+        except shifts.FormErrors as exc:
+            return _detail(request, db, shift, exc.errors, values, 400)
+        return _back(shift, "saved")
+    return _detail(request, db, shift)
+
+
+@admin_view
+def shift_final_message(request: Request, db: Session, staff: Staff) -> Response:
+    shift = _shift(request, db)
+    text = str(form(request).get("final_message", ""))
+    values = {
+        "title": shift.title,
+        "started_at": shift.started_at.isoformat(),
+        "finished_at": shift.finished_at.isoformat(),
+        "final_message": text,
+    }
+    if form(request).get("action") == "preview":
+        problem = shifts.final_message.problem(text)
+        return _detail(request, db, shift, {"final_message": problem} if problem else {}, values)
+    try:
+        shifts.set_final_message(db, staff.id, shift, text)
+    except shifts.FormErrors as exc:
+        return _detail(request, db, shift, exc.errors, values, 400)
+    return _back(shift, "message")
+
+
+@admin_view
+def shift_start(request: Request, db: Session, staff: Staff) -> Response:
+    shift = _shift(request, db)
+    try:
+        shifts.start_now(db, staff.id, shift)
+    except shifts.FormErrors as exc:
+        return _detail(request, db, shift, exc.errors, status_code=409)
+    return _back(shift, "started")
+
+
+@admin_view
+def shift_cancel(request: Request, db: Session, staff: Staff) -> Response:
+    shift = _shift(request, db)
+    if form(request).get("confirm") != "yes":
+        return _detail(
+            request,
+            db,
+            shift,
+            {"": "Отметьте, что вы точно хотите отменить смену."},
+            status_code=400,
+        )
+    try:
+        shifts.cancel_shift(db, staff.id, shift)
+    except shifts.FormErrors as exc:
+        return _detail(request, db, shift, exc.errors, status_code=409)
+    return _back(shift, "cancelled")
+
+
+# --- the plan -----------------------------------------------------------------------------------
+
+
+def _active_tasks(db: Session) -> list[tuple[int, str]]:
+    return list(
+        db.exec(
+            select(Task.id, Task.title)
+            .where(col(Task.is_archived).is_(False))
+            .order_by(col(Task.title))
+        ).all()  # type: ignore[arg-type]
+    )
+
+
+@admin_view
+def shift_plan(request: Request, db: Session, staff: Staff) -> Response:
+    shift = _shift(request, db)
+    error = None
+    if request.method == "POST":
+        try:
+            count = shifts.regenerate_future(db, staff.id, shift)
+        except shifts.FormErrors as exc:
+            error = exc.errors.get("", "")
+        else:
+            return RedirectResponse(f"/shifts/{shift.id}/plan?regenerated={count}", 303)
+    return render(
+        request,
+        "shifts/plan.html",
+        {
+            "shift": shift,
+            "days": shifts.plan(db, shift),
+            "tasks": _active_tasks(db),
+            "error": error,
+            "regenerated": int_param(request.query_params.get("regenerated")),
+        },
+        400 if error else 200,
+    )
+
+
+@admin_view
+def shift_plan_day(request: Request, db: Session, staff: Staff) -> Response:
+    shift = _shift(request, db)
+    day_number = int_param(request.path_params.get("day"))
+    if day_number is None or shifts.plan_day(db, shift, day_number) is None:
+        raise HTTPException(404)
+    error = None
+    try:
+        shifts.set_day_task(
+            db, staff.id, shift, day_number, int_param(form(request).get("task_id"))
+        )
+    except shifts.FormErrors as exc:
+        error = exc.errors.get("", "")
+    if not is_htmx(request):
+        if error:
+            return render(
+                request,
+                "shifts/plan.html",
+                {
+                    "shift": shift,
+                    "days": shifts.plan(db, shift),
+                    "tasks": _active_tasks(db),
+                    "error": error,
+                    "regenerated": None,
+                },
+                400,
+            )
+        return RedirectResponse(f"/shifts/{shift.id}/plan", 303)
+    db.flush()
+    return render(
+        request,
+        "shifts/_plan_row.html",
+        {
+            "shift": shift,
+            "day": shifts.plan_day(db, shift, day_number),
+            "tasks": _active_tasks(db),
+            "row_error": error,
+            "row_saved": error is None,
+        },
+        200,
+    )

@@ -1,0 +1,129 @@
+"""Task catalogue screens (administrators)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+from starlette.background import BackgroundTask
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from app import storage, tasks
+from app.models import Staff, StaffRole, Task
+from app.shifts import FormErrors
+from app.web.common import form, int_param, is_htmx, render, staff_view
+
+admin_view = staff_view(role=StaffRole.administrator)
+
+
+def _task(request: Request, db: Session) -> Task:
+    task_id = int_param(request.path_params.get("task_id"))
+    task = db.get(Task, task_id) if task_id is not None else None
+    if task is None:
+        raise HTTPException(404)
+    return task
+
+
+def _image(data: Any) -> bytes | None:
+    upload = data.get("image")
+    if isinstance(upload, UploadFile):
+        body = upload.file.read(tasks.MAX_IMAGE_BYTES + 1)
+        return body or None
+    return None
+
+
+def _view(row: tuple[int, str, str | None, bool]) -> dict[str, Any]:
+    task_id, title, image_key, archived = row
+    return {
+        "id": task_id,
+        "title": title,
+        "thumb": tasks.thumb_key(image_key),
+        "archived": archived,
+    }
+
+
+@admin_view
+def task_list(request: Request, db: Session, staff: Staff) -> Response:
+    rows = [_view(r) for r in tasks.catalogue(db)]
+    return render(
+        request, "tasks/list.html", {"rows": rows, "notice": request.query_params.get("done")}
+    )
+
+
+@admin_view
+def task_new(request: Request, db: Session, staff: Staff) -> Response:
+    values = {"title": ""}
+    if request.method == "POST":
+        data = form(request)
+        values = {"title": str(data.get("title", ""))[:300]}
+        try:
+            tasks.create_task(db, staff.id, values["title"], _image(data))
+        except FormErrors as exc:
+            return render(
+                request,
+                "tasks/form.html",
+                {"task": None, "values": values, "errors": exc.errors},
+                400,
+            )
+        return RedirectResponse("/tasks?done=created", 303)
+    return render(request, "tasks/form.html", {"task": None, "values": values, "errors": {}})
+
+
+@admin_view
+def task_edit(request: Request, db: Session, staff: Staff) -> Response:
+    task = _task(request, db)
+    values = {"title": task.title}
+    if request.method == "POST":
+        data = form(request)
+        values = {"title": str(data.get("title", ""))[:300]}
+        try:
+            tasks.update_task(db, staff.id, task, values["title"], _image(data))
+        except FormErrors as exc:
+            return render(
+                request,
+                "tasks/form.html",
+                {
+                    "task": task,
+                    "values": values,
+                    "errors": exc.errors,
+                    "thumb": tasks.thumb_key(task.image_key),
+                },
+                400,
+            )
+        return RedirectResponse("/tasks?done=saved", 303)
+    return render(
+        request,
+        "tasks/form.html",
+        {"task": task, "values": values, "errors": {}, "thumb": tasks.thumb_key(task.image_key)},
+    )
+
+
+@admin_view
+def task_archive(request: Request, db: Session, staff: Staff) -> Response:
+    task = _task(request, db)
+    archived = form(request).get("archived") == "1"
+    tasks.set_archived(db, staff.id, task, archived)
+    if is_htmx(request):
+        return render(
+            request,
+            "tasks/_task.html",
+            {"task": _view((task.id, task.title, task.image_key, task.is_archived))},  # type: ignore[arg-type]
+        )
+    return RedirectResponse("/tasks", 303)
+
+
+@admin_view
+def task_delete(request: Request, db: Session, staff: Staff) -> Response:
+    task = _task(request, db)
+    try:
+        keys = tasks.delete_task(db, staff.id, task)
+    except FormErrors as exc:
+        rows = [_view(r) for r in tasks.catalogue(db)]
+        return render(request, "tasks/list.html", {"rows": rows, "error": exc.errors[""]}, 409)
+    # Files go only after the transaction commits (the response's background task runs later).
+    return RedirectResponse(
+        "/tasks?done=deleted", 303, background=BackgroundTask(storage.delete, *keys)
+    )
