@@ -19,7 +19,8 @@ from starlette.staticfiles import StaticFiles
 from app import background
 from app.db import get_engine
 from app.settings import Settings, get_settings, set_settings
-from app.web import auth, basics
+from app.web import applications as requests_web
+from app.web import auth, basics, reports
 from app.web.common import render
 from app.web.csrf import CSRFMiddleware
 
@@ -35,6 +36,17 @@ def routes() -> list:
         Route("/logout", auth.logout, methods=["POST"]),
         # --- staff: screens ---
         Route("/", basics.dashboard),
+        # --- staff: moderation (report queue, request queue) ---
+        Route("/reports", reports.queue),
+        Route("/reports/{report_id:int}", reports.show),
+        Route("/reports/{report_id:int}/approve", reports.approve, methods=["POST"]),
+        Route("/reports/{report_id:int}/decline", reports.decline, methods=["POST"]),
+        Route("/reports/{report_id:int}/undo", reports.undo, methods=["POST"]),
+        Route("/requests", requests_web.queue),
+        Route("/requests/approve", requests_web.approve_selected, methods=["POST"]),
+        Route("/requests/{request_id:int}/approve", requests_web.approve, methods=["POST"]),
+        Route("/requests/{request_id:int}/decline", requests_web.decline, methods=["POST"]),
+        Route("/requests/{request_id:int}/undo", requests_web.undo, methods=["POST"]),
         # --- private media (photos, task pictures) ---
         Route("/media/{key:path}", basics.media),
         # --- operations ---
