@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -27,9 +28,11 @@ from tests.conftest import csrf_token, login
 HX = {"HX-Request": "true"}
 
 
-def _queue(db, n: int = 3, *, names=None, status=ShiftStatus.started):
+def _queue(db, n: int = 3, *, names=None, status=ShiftStatus.started, shift=None):
     """A running shift (day 2 today) with `n` photos in review, submitted a minute apart."""
-    shift = factories.make_shift(db, start=clock.local_today() - timedelta(days=1), status=status)
+    shift = shift or factories.make_shift(
+        db, start=clock.local_today() - timedelta(days=1), status=status
+    )
     reports = []
     base = clock.now() - timedelta(hours=1)
     for i in range(n):
@@ -450,8 +453,10 @@ def test_statements_per_page_do_not_grow_with_the_page(expert_client, engine, db
 
 def _race(app, report_id: int, staff_a, staff_b) -> dict[str, int]:
     """Two curators press "Принять" on the same card at the same moment, over real HTTP."""
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(2, timeout=30)
     results: dict[str, int] = {}
+    # Plain values: the ORM objects belong to the test's session, which is not thread-safe.
+    staff_a, staff_b = SimpleNamespace(email=staff_a.email), SimpleNamespace(email=staff_b.email)
 
     def decide(staff, label):
         with TestClient(app) as c:
@@ -477,8 +482,9 @@ def test_two_concurrent_decisions_give_exactly_one_point(app, db, expert, is_pg)
     if not is_pg:
         pytest.skip("concurrency is tested on PostgreSQL")
     other = factories.make_staff(db, role=StaffRole.expert)
+    shift = None
     for _ in range(3):
-        _, (report,) = _queue(db, 1)
+        shift, (report,) = _queue(db, 1, shift=shift)
         assert _race(app, report.id, expert, other) == {"a": 200, "b": 200}
         db.expire_all()
         assert members.balance(db, report.member_id) == 1
