@@ -108,7 +108,7 @@ def test_approve_earns_one_point_and_tells_the_family_after_the_undo_window(
     response = _post(expert_client, f"/reports/{report.id}/approve", headers=HX)
     assert response.status_code == 200
     assert "✓ Принято" in response.text and "вы," in response.text
-    assert '<span id="queue-count" hx-swap-oob="true">1</span>' in response.text
+    assert '<strong id="queue-count" hx-swap-oob="true">1</strong>' in response.text
     assert f'hx-post="/reports/{report.id}/undo"' in response.text
     assert _status(db, report.id) == ReportStatus.approved
     assert members.balance(db, report.member_id) == 1
@@ -269,7 +269,7 @@ def test_undo_within_the_window_puts_the_report_back_and_withdraws_the_message(
     response = _post(expert_client, f"/reports/{report.id}/undo", headers=HX)
     assert response.status_code == 200
     assert 'class="mod-approve"' in response.text  # the full card again
-    assert '<span id="queue-count" hx-swap-oob="true">1</span>' in response.text
+    assert '<strong id="queue-count" hx-swap-oob="true">1</strong>' in response.text
     assert _status(db, report.id) == ReportStatus.reviewing
     assert members.balance(db, report.member_id) == 0
     assert db.exec(select(OutgoingMessage)).all() == []

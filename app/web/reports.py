@@ -35,12 +35,23 @@ def pop_flash(request: Request) -> list[str]:
     return list(request.session.pop("flash", []) or [])
 
 
-def _card_context(request: Request, db: Session, staff: Staff) -> dict[str, Any]:
+def _card_context(
+    request: Request, db: Session, staff: Staff, *, count: bool = True
+) -> dict[str, Any]:
     return {
         "viewer_id": staff.id,
         "reasons": list(enumerate(get_settings().decline_reasons, start=1)),
-        "count": moderation.reviewing_count(db),
+        "count": _count(db) if count else "",
     }
+
+
+def _count(db: Session) -> str:
+    count = moderation.reviewing_count(db)
+    return (
+        f"{moderation.COUNT_CAP:,}+".replace(",", " ")
+        if count >= moderation.COUNT_CAP
+        else str(count)
+    )
 
 
 @staff_view()
@@ -48,14 +59,15 @@ def queue(request: Request, db: Session, staff: Staff) -> Response:
     filters = moderation.parse_filters(request.query_params)
     after = request.query_params.get("after")
     result = moderation.page(db, filters, after)
-    ctx = _card_context(request, db, staff)
+    partial = is_htmx(request) and bool(after)  # the next page: the counter is not part of it
+    ctx = _card_context(request, db, staff, count=not partial)
     ctx.update(
         filters=filters,
         cards=result.cards,
         next_url=_next_url(filters, result.next_cursor),
         status_labels=moderation.STATUS_LABELS,
     )
-    if is_htmx(request) and after:
+    if partial:
         return render(request, "reports/_page.html", ctx)
     shifts, tasks = moderation.filter_options(db)
     ctx.update(
@@ -104,7 +116,7 @@ def _respond(
             return render(
                 request,
                 "reports/_gone.html",
-                {"report_id": report_id, "count": moderation.reviewing_count(db), "oob": True},
+                {"report_id": report_id, "count": _count(db), "oob": True},
             )
         ctx = _card_context(request, db, staff)
         ctx.update(card=card, notice=notice, error=error, text=text, oob=True)
