@@ -301,8 +301,18 @@ def browser_bench(settings, engine, args) -> list[int]:
         )
         page.evaluate(
             """() => {
-              window.benchTimes = []; window.benchDown = 0;
-              document.addEventListener('keydown', () => { window.benchDown = performance.now(); }, true);
+              window.benchTimes = []; window.benchDown = 0; window.benchSwap = []; window.benchAt = {};
+              document.addEventListener('keydown', (e) => {
+                window.benchDown = performance.now();
+                const card = document.activeElement.closest('.mod-card');
+                if (card && (e.key === 'a' || e.key === '2')) window.benchAt[card.id] = window.benchDown;
+              }, true);
+              document.body.addEventListener('htmx:load', (e) => {
+                const t = window.benchAt[e.target.id];
+                if (t && e.target.dataset.status !== 'reviewing') {
+                  window.benchSwap.push(performance.now() - t); delete window.benchAt[e.target.id];
+                }
+              });
               document.addEventListener('focusin', (e) => {
                 if (window.benchDown && e.target.classList.contains('mod-card')) {
                   window.benchTimes.push(performance.now() - window.benchDown); window.benchDown = 0;
@@ -327,11 +337,13 @@ def browser_bench(settings, engine, args) -> list[int]:
             "() => !document.querySelector('.mod-card.is-deciding')", timeout=30_000
         )
         times = page.evaluate("window.benchTimes")
+        swaps = page.evaluate("window.benchSwap")
         cards = page.evaluate("document.querySelectorAll('.mod-card').length")
         browser.close()
     server.should_exit = True
     thread.join(timeout=10)
     line("Chromium: key press → next card focused", times)
+    line("Chromium: key press → decided card from server", swaps)
     print(f"  ({args.keys} decisions by keyboard; {cards} cards in the page after prefetching)")
     return decided
 
