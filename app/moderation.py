@@ -232,6 +232,13 @@ class Card:
             "." if self.decider_surname else ""
         )
 
+    @property
+    def decided_today(self) -> bool:
+        tz = get_settings().tz
+        return self.decided_at is not None and (
+            self.decided_at.astimezone(tz).date() == clock.local_today()
+        )
+
     def undo_until(self) -> datetime | None:
         if self.decided_at is None:
             return None

@@ -119,6 +119,16 @@ def test_next_pages_load_while_scrolling_and_the_photo_opens_in_place(
     assert page.url.endswith("/reports?size=2")  # same page, no new tab
     assert len(page.context.pages) == 1
 
+    # On a phone the columns stack, photo first, and the buttons stay large.
+    page.set_viewport_size({"width": 390, "height": 844})
+    card = page.locator(f"#report-{r[1].id}")
+    photo_box = card.locator(".mod-photo").bounding_box()
+    info_box = card.locator(".mod-info").bounding_box()
+    assert photo_box["y"] + photo_box["height"] <= info_box["y"] + 1
+    assert photo_box["width"] <= 390
+    button = card.locator(".mod-approve button").bounding_box()
+    assert button["height"] >= 44
+
 
 def test_second_curator_sees_the_first_decision(page, browser, live_server, expert, db):
     other = factories.make_staff(db, role=StaffRole.expert, name="Ольга", surname="Петрова")

@@ -22,6 +22,7 @@ from app.models import (
     StaffRole,
 )
 from app.models import Report as ReportRow
+from app.web.common import fmt_date
 from tests import factories
 from tests.conftest import csrf_token, login
 
@@ -349,6 +350,15 @@ def test_filters_by_shift_task_day_status_and_child(expert_client, expert, db):
     everything = expert_client.get("/reports?status=all")
     assert sorted(_card_ids(everything.text)) == sorted([a0.id, a1.id, b0.id])
     assert 'value="declined" selected' in declined.text  # the view can be bookmarked
+    # An older decision shows its date, not only the time.
+    db.execute(
+        sa.update(ReportRow)
+        .where(ReportRow.id == a1.id)
+        .values(decided_at=clock.now() - timedelta(days=3))
+    )
+    db.commit()
+    approved = expert_client.get("/reports?status=approved")
+    assert fmt_date(clock.now() - timedelta(days=3)) in approved.text
 
 
 @pytest.mark.parametrize(
