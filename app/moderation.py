@@ -307,11 +307,15 @@ def _fixed_join_order(session: Session) -> None:
 _CARD_SELECT: sa.Select | None = None
 
 
-def _build_card_select() -> sa.Select:
+def _build_card_select(driver: Any = None) -> sa.Select:
+    """The card query; `driver` (a subquery of report ids) goes first in the join order."""
+    start = sa.select(*_CARD_COLUMNS)
+    if driver is None:
+        start = start.select_from(Report)
+    else:
+        start = start.select_from(driver).join(Report, col(Report.id) == driver.c.id)
     return (
-        sa.select(*_CARD_COLUMNS)
-        .select_from(Report)
-        .join(Task, col(Task.id) == col(Report.task_id))
+        start.join(Task, col(Task.id) == col(Report.task_id))
         .join(Member, col(Member.id) == col(Report.member_id))
         .join(Participant, col(Participant.id) == col(Member.participant_id))
         .join(Shift, col(Shift.id) == col(Report.shift_id))
@@ -439,24 +443,19 @@ class Page:
     next_cursor: str | None
 
 
-def page(session: Session, filters: Filters, after: str | None = None) -> Page:
-    """One page of the queue: cards, their strips and flag matches (≤ 3 statements + lazy flags)."""
-    statuses, newest_first = STATUS_FILTERS[filters.status]
-    query = _card_select()
-    if len(statuses) == 1:
-        query = query.where(col(Report.status) == statuses[0])
-    else:
-        query = query.where(col(Report.status).in_(statuses), col(Report.submitted_at).is_not(None))
+def _report_conditions(session: Session, filters: Filters, after: str | None) -> list[Any]:
+    """The filters as conditions on the report row alone, so they are checked while walking the
+    queue index (conditions on joined rows would only be checked after all the joins)."""
+    newest_first = STATUS_FILTERS[filters.status][1]
+    conditions: list[Any] = [col(Report.submitted_at).is_not(None)]
     if filters.shift_id is not None:
-        query = query.where(col(Report.shift_id) == filters.shift_id)
+        conditions.append(col(Report.shift_id) == filters.shift_id)
     if filters.task_id is not None:
-        query = query.where(col(Report.task_id) == filters.task_id)
+        conditions.append(col(Report.task_id) == filters.task_id)
     if filters.day is not None:
-        query = query.where(col(Report.day_number) == filters.day)
+        conditions.append(col(Report.day_number) == filters.day)
     if filters.flagged:
-        # A filter on the report row itself, checked while walking the queue index (a join
-        # condition on the photo would only be checked after all the other joins).
-        query = query.where(
+        conditions.append(
             sa.exists().where(
                 col(ReportPhoto.report_id) == col(Report.id),
                 col(ReportPhoto.attempt) == col(Report.photo_count),
@@ -464,17 +463,49 @@ def page(session: Session, filters: Filters, after: str | None = None) -> Page:
             )
         )
     if filters.q:
-        query = query.where(*_name_terms(session, filters.q))
+        # The planner picks: walk the queue for a common name, or fetch the few matching
+        # members' reports for a rare one (measured 1 ms and 4 ms on 1,000,000 reports).
+        members = (
+            sa.select(col(Member.id))
+            .join(Participant, col(Participant.id) == col(Member.participant_id))
+            .where(*_name_terms(session, filters.q))
+        )
+        conditions.append(col(Report.member_id).in_(members))
     cursor = decode_cursor(after)
-    key = sa.tuple_(col(Report.submitted_at), col(Report.id))
     if cursor is not None:
-        query = query.where(key < sa.tuple_(*cursor) if newest_first else key > sa.tuple_(*cursor))
-    if newest_first:
-        query = query.order_by(col(Report.submitted_at).desc(), col(Report.id).desc())
+        key = sa.tuple_(col(Report.submitted_at), col(Report.id))
+        conditions.append(key < sa.tuple_(*cursor) if newest_first else key > sa.tuple_(*cursor))
+    return conditions
+
+
+def page(session: Session, filters: Filters, after: str | None = None) -> Page:
+    """One page of the queue: cards, their strips and flag matches (≤ 3 statements + lazy flags)."""
+    statuses, newest_first = STATUS_FILTERS[filters.status]
+    conditions = _report_conditions(session, filters, after)
+    order = (
+        (col(Report.submitted_at).desc(), col(Report.id).desc())
+        if newest_first
+        else (col(Report.submitted_at), col(Report.id))
+    )
+    limit = filters.size + 1
+    # First the page's report ids, from the queue index with the filters (one ordered walk per
+    # status; an index cannot give "status IN (…) ORDER BY submitted_at" in order), then the joins
+    # for those few rows only.
+    parts = [
+        sa.select(col(Report.id))
+        .where(col(Report.status) == status, *conditions)
+        .order_by(*order)
+        .limit(limit)
+        .subquery()
+        for status in statuses
+    ]
+    if len(parts) == 1:
+        picked = parts[0]
     else:
-        query = query.order_by(col(Report.submitted_at), col(Report.id))
+        picked = sa.union_all(*(sa.select(part.c.id) for part in parts)).subquery("picked")
+    query = _build_card_select(picked)
     _fixed_join_order(session)
-    rows = session.execute(query.limit(filters.size + 1)).all()
+    rows = session.execute(query.order_by(*order).limit(limit)).all()
     cards = [_card(row) for row in rows[: filters.size]]
     more = len(rows) > filters.size and cards and cards[-1].submitted_at is not None
     enrich(session, cards)

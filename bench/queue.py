@@ -226,6 +226,16 @@ def http_bench(settings, engine, args) -> list[int]:
             lambda i: client.get("/reports?status=approved"),
         )
         run(
+            "filtered: status=all (newest first)",
+            max(args.n // 2, 10),
+            lambda i: client.get("/reports?status=all"),
+        )
+        run(
+            "filtered: a name nobody has ('Яна')",
+            max(args.n // 2, 10),
+            lambda i: client.get("/reports?q=Яна"),
+        )
+        run(
             "filtered: flagged only",
             max(args.n // 2, 10),
             lambda i: client.get("/reports?flagged=1"),

@@ -332,6 +332,22 @@ def test_keyset_pages_follow_each_other_without_gaps_or_repeats(expert_client, d
     assert "<html" in plain.text and _card_ids(plain.text) == [reports[2].id, reports[3].id]
 
 
+def test_decided_lists_page_newest_first_across_statuses(expert_client, db):
+    _, reports = _queue(db, 4)
+    _post(expert_client, f"/reports/{reports[0].id}/approve")
+    _post(expert_client, f"/reports/{reports[1].id}/decline", {"preset": "1"})
+    _post(expert_client, f"/reports/{reports[2].id}/approve")
+    seen, url = [], "/reports?status=all&size=1"
+    for _ in range(5):
+        response = expert_client.get(url, headers=HX if seen else None)
+        seen += _card_ids(response.text)
+        found = re.search(r'hx-get="([^"]+)"', response.text)
+        if not found:
+            break
+        url = found.group(1).replace("&amp;", "&")
+    assert seen == [r.id for r in reversed(reports)]
+
+
 def test_filters_by_shift_task_day_status_and_child(expert_client, expert, db):
     _, (a0, a1) = _queue(db, 2, names=["Маша", "Петя"])
     shift_b, (b0,) = _queue(db, 1, names=["Маша"], status=ShiftStatus.finishing)
