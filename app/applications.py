@@ -288,7 +288,7 @@ def _decide(
             context={
                 "shift_title": shift.title,
                 "first_date": first_task_date(shift, now),
-                "hour": f"{settings.send_new_task_hour:02d}:00",
+                "hour": f"{settings.send_new_task_hour}:00",
             },
             send_after=send_after,
         )

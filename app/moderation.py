@@ -763,7 +763,7 @@ def decide(
         context.update(
             reason=reason,
             attempts_left=left if deadline > now and left > 0 else 0,
-            deadline_time=f"{deadline.astimezone(settings.tz):%H:%M}",
+            deadline_time=f"{deadline.astimezone(settings.tz).hour}:00",
             deadline_date=deadline,
         )
     outbox.enqueue(

@@ -140,6 +140,7 @@ def test_decline_with_a_preset_reason_tells_attempts_left(expert_client, db, set
     text = db.exec(select(OutgoingMessage)).one().payload["text"]
     assert settings.decline_reasons[1] in text
     assert "осталось 2 попытки" in text
+    assert f"до {settings.send_new_task_hour}:00" in text
 
 
 def test_decline_after_the_last_attempt_or_the_deadline_offers_no_retry(expert_client, db):

@@ -20,6 +20,7 @@ from app.models import (
     ShiftStatus,
     StaffRole,
 )
+from app.settings import set_settings
 from tests import factories
 from tests.conftest import csrf_token, login
 
@@ -80,7 +81,7 @@ def test_approve_creates_a_member_joined_today_and_tells_the_family(
     message = db.exec(select(OutgoingMessage)).one()
     assert message.kind == "request_approved"
     assert message.send_after > clock.now()
-    hour = f"{settings.send_new_task_hour:02d}:00"
+    hour = f"{settings.send_new_task_hour}:00"
     assert f"в {hour}" in message.payload["text"]
     assert factories_date(shift.started_at) in message.payload["text"]
     assert db.exec(select(AuditEvent)).one().action == "request.approve"
@@ -90,6 +91,13 @@ def factories_date(day: date) -> str:
     from app.web.common import fmt_date
 
     return fmt_date(day)
+
+
+def test_hours_in_the_texts_follow_the_settings(expert_client, db, settings):
+    set_settings(settings.with_overrides(send_new_task_hour=9))
+    _, (request,) = _pending(db)
+    _post(expert_client, f"/requests/{request.id}/approve")
+    assert "в 9:00" in db.exec(select(OutgoingMessage)).one().payload["text"]
 
 
 def test_first_task_date_is_the_next_task_day_once_the_shift_started(settings, db):
