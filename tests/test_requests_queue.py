@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlmodel import select
@@ -219,3 +221,33 @@ def test_foreign_shift_filter_is_explained(expert_client, db):
         page = expert_client.get(f"/requests?shift={value}")
         assert page.status_code == 200
         assert "Такой набирающей смены нет" in page.text
+
+
+@pytest.mark.postgres_only
+def test_two_concurrent_approvals_make_one_member(app, db, expert, is_pg):
+    if not is_pg:
+        pytest.skip("concurrency is tested on PostgreSQL")
+    other = factories.make_staff(db, role=StaffRole.expert)
+    _, (request,) = _pending(db)
+    emails = [expert.email, other.email]  # plain values: the test session is not thread-safe
+    barrier = threading.Barrier(2, timeout=30)
+    codes: list[int] = []
+
+    def approve(email):
+        with TestClient(app) as c:
+            login(c, SimpleNamespace(email=email))
+            token = csrf_token(c, "/requests")
+            barrier.wait()
+            r = c.post(f"/requests/{request.id}/approve", data={"csrf_token": token}, headers=HX)
+            codes.append(r.status_code)
+
+    threads = [threading.Thread(target=approve, args=(e,)) for e in emails]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [200, 200]
+    db.expire_all()
+    assert len(db.exec(select(Member)).all()) == 1
+    assert len(db.exec(select(OutgoingMessage)).all()) == 1
+    assert len(db.exec(select(AuditEvent)).all()) == 1
