@@ -479,7 +479,10 @@ def _report_conditions(session: Session, filters: Filters, after: str | None) ->
 
 
 def page(session: Session, filters: Filters, after: str | None = None) -> Page:
-    """One page of the queue: cards, their strips and flag matches (≤ 3 statements + lazy flags)."""
+    """One page of the queue: cards, their strips and flag matches.
+
+    At most four statements (PostgreSQL: the join-order setting, the cards, the strips, the flag
+    matches), plus the lazy flag computation for photos that were never checked."""
     statuses, newest_first = STATUS_FILTERS[filters.status]
     conditions = _report_conditions(session, filters, after)
     order = (
