@@ -19,8 +19,9 @@ from starlette.staticfiles import StaticFiles
 from app import background
 from app.db import get_engine
 from app.settings import Settings, get_settings, set_settings
+from app.web import applications as requests_web
 from app.web import audit as audit_views
-from app.web import auth, basics
+from app.web import auth, basics, reports
 from app.web import participants as participant_views
 from app.web import results as result_views
 from app.web import shifts as shift_views
@@ -41,7 +42,18 @@ def routes() -> list:
         Route("/logout", auth.logout, methods=["POST"]),
         # --- staff: screens ---
         Route("/", basics.dashboard),
-        # --- admin: shifts and plans (issue 6) ---
+        # --- staff: moderation (report queue, request queue) ---
+        Route("/reports", reports.queue),
+        Route("/reports/{report_id:int}", reports.show),
+        Route("/reports/{report_id:int}/approve", reports.approve, methods=["POST"]),
+        Route("/reports/{report_id:int}/decline", reports.decline, methods=["POST"]),
+        Route("/reports/{report_id:int}/undo", reports.undo, methods=["POST"]),
+        Route("/requests", requests_web.queue),
+        Route("/requests/approve", requests_web.approve_selected, methods=["POST"]),
+        Route("/requests/{request_id:int}/approve", requests_web.approve, methods=["POST"]),
+        Route("/requests/{request_id:int}/decline", requests_web.decline, methods=["POST"]),
+        Route("/requests/{request_id:int}/undo", requests_web.undo, methods=["POST"]),
+        # --- admin: shifts and plans ---
         Route("/shifts", shift_views.shift_list),
         Route("/shifts/new", shift_views.shift_new, methods=["GET", "POST"]),
         Route("/shifts/{shift_id:int}", shift_views.shift_detail, methods=["GET", "POST"]),
@@ -56,13 +68,13 @@ def routes() -> list:
         Route(
             "/shifts/{shift_id:int}/plan/{day:int}", shift_views.shift_plan_day, methods=["POST"]
         ),
-        # --- admin: tasks (issue 6) ---
+        # --- admin: tasks ---
         Route("/tasks", task_views.task_list),
         Route("/tasks/new", task_views.task_new, methods=["GET", "POST"]),
         Route("/tasks/{task_id:int}", task_views.task_edit, methods=["GET", "POST"]),
         Route("/tasks/{task_id:int}/archive", task_views.task_archive, methods=["POST"]),
         Route("/tasks/{task_id:int}/delete", task_views.task_delete, methods=["POST"]),
-        # --- staff: participants and members (issue 6) ---
+        # --- staff: participants and members ---
         Route("/participants", participant_views.participant_list),
         Route("/participants/{participant_id:int}", participant_views.participant_detail),
         Route(
@@ -78,10 +90,10 @@ def routes() -> list:
         ),
         Route("/members/{member_id:int}", participant_views.member_detail),
         Route("/members/{member_id:int}/status", participant_views.member_status, methods=["POST"]),
-        # --- staff: results and exports (issue 6) ---
+        # --- staff: results and exports ---
         Route("/shifts/{shift_id:int}/results", result_views.results_page),
         Route("/shifts/{shift_id:int}/results.{ext}", result_views.results_export),
-        # --- admin: staff accounts; everyone: profile; public: one-time links (issue 6) ---
+        # --- admin: staff accounts; everyone: profile; public: one-time links ---
         Route("/staff", staff_views.staff_list),
         Route("/staff/invite", staff_views.staff_invite, methods=["POST"]),
         Route("/staff/tokens/{token_id:int}/revoke", staff_views.token_revoke, methods=["POST"]),
@@ -92,7 +104,7 @@ def routes() -> list:
         Route("/invite/{secret}", staff_views.invite_accept, methods=["GET", "POST"]),
         Route("/profile", staff_views.profile, methods=["GET", "POST"]),
         Route("/profile/password", staff_views.profile_password, methods=["POST"]),
-        # --- admin: audit log (issue 6) ---
+        # --- admin: audit log ---
         Route("/audit", audit_views.audit_list),
         # --- private media (photos, task pictures) ---
         Route("/media/{key:path}", basics.media),

@@ -29,6 +29,17 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/"): STAFF,
     ("GET", "/media/{key:path}"): STAFF,
+    # moderation: report queue, request queue
+    ("GET", "/reports"): STAFF,
+    ("GET", "/reports/{report_id:int}"): STAFF,
+    ("POST", "/reports/{report_id:int}/approve"): STAFF,
+    ("POST", "/reports/{report_id:int}/decline"): STAFF,
+    ("POST", "/reports/{report_id:int}/undo"): STAFF,
+    ("GET", "/requests"): STAFF,
+    ("POST", "/requests/approve"): STAFF,
+    ("POST", "/requests/{request_id:int}/approve"): STAFF,
+    ("POST", "/requests/{request_id:int}/decline"): STAFF,
+    ("POST", "/requests/{request_id:int}/undo"): STAFF,
     # shifts and plans
     ("GET", "/shifts"): ADMIN,
     ("GET", "/shifts/new"): ADMIN,
@@ -116,7 +127,8 @@ def world(db, admin):
     task = factories.make_task(db, "Почистить зубы")
     shift = factories.make_shift(db, days=10, tasks=[task])
     member = factories.make_member(db, shift)
-    factories.make_report(db, member, 1, ReportStatus.approved, photos=1)
+    report = factories.make_report(db, member, 1, ReportStatus.approved, photos=1)
+    application = factories.make_request(db, factories.make_participant(db), shift)
     target = factories.make_staff(db, email="target@example.org")
     token, secret = staff_admin.invite(db, admin.id, "invitee@example.org", "Ира", "", "expert")
     db.commit()
@@ -127,6 +139,8 @@ def world(db, admin):
         "task_id": task.id,
         "participant_id": member.participant_id,
         "member_id": member.id,
+        "report_id": report.id,
+        "request_id": application.id,
         "token_id": token.id,
         "staff_id": target.id,
         "ext": "csv",

@@ -17,7 +17,7 @@ def test_login_page_is_russian_and_anonymous_is_sent_there(client):
 def test_admin_logs_in_and_sees_dashboard_counts(client, admin):
     response = login(client, admin)
     assert response.status_code == 303
-    assert response.headers["location"] == "/"
+    assert response.headers["location"] == "/reports"  # curators start at the report queue
     page = client.get("/")
     assert page.status_code == 200
     assert "фото ждут проверки" in page.text
@@ -82,7 +82,7 @@ def test_next_parameter_only_allows_local_paths(client, admin):
         follow_redirects=False,
         data={"email": admin.email, "password": PASSWORD, "csrf_token": token},
     )
-    assert response.headers["location"] == "/"
+    assert response.headers["location"] == "/reports"
 
 
 def test_empty_form_gets_a_russian_message(client):

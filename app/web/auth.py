@@ -17,9 +17,9 @@ FAILED = "Неверная почта или пароль."
 
 
 def _safe_next(value: str | None) -> str:
-    # Only local paths: never send a fresh login to another site.
+    # Only local paths: never send a fresh login to another site. Curators start at the queue.
     if not value or not value.startswith("/") or value.startswith("//") or urlparse(value).netloc:
-        return "/"
+        return "/reports"
     return value
 
 

@@ -1,0 +1,436 @@
+"""The request queue (product.md §4.3): pending applications, approve, decline, undo.
+
+Same rules as report decisions: a conditional `UPDATE … WHERE status = 'pending'`, the family's
+message waits in the outbox until the undo window has passed, every change is audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from app import audit, clock, days, outbox
+from app.members import balances
+from app.models import (
+    Member,
+    MemberStatus,
+    OutboxStatus,
+    OutgoingMessage,
+    Participant,
+    Report,
+    Request,
+    RequestStatus,
+    Shift,
+    ShiftStatus,
+    Staff,
+)
+from app.moderation import NotFound, Outcome, Refused, _seconds
+from app.settings import get_settings
+
+OPEN_SHIFTS = (ShiftStatus.preparing, ShiftStatus.started)
+MAX_ROWS = 500
+MAX_REASON = 500
+DECLINE_REASONS = (
+    "Набор на эту смену уже закончен",
+    "Программа подходит для другого возраста",
+    "Не получилось связаться с семьёй",
+    "Заявка подана по ошибке",
+)
+
+
+@dataclass
+class HistoryItem:
+    shift_number: int
+    shift_title: str
+    status: RequestStatus
+    member_status: MemberStatus | None
+    balance: int | None
+
+
+@dataclass
+class Row:
+    id: int
+    status: RequestStatus
+    attempts: int
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by_id: int | None
+    decline_reason: str | None
+    participant_id: int
+    name: str
+    surname: str
+    date_of_birth: date | None
+    city: str
+    phone: str | None
+    consent_at: datetime | None
+    shift_id: int
+    shift_number: int
+    shift_title: str
+    decider_name: str | None = None
+    history: list[HistoryItem] = field(default_factory=list)
+
+    def can_undo(self, staff_id: int) -> bool:
+        return (
+            self.status != RequestStatus.pending
+            and self.decided_by_id == staff_id
+            and self.decided_at is not None
+            and clock.now() < self.decided_at + timedelta(seconds=get_settings().undo_seconds)
+        )
+
+
+def _row_select() -> sa.Select:
+    return (
+        sa.select(
+            col(Request.id),
+            col(Request.status),
+            col(Request.attempts),
+            col(Request.created_at),
+            col(Request.decided_at),
+            col(Request.decided_by_id),
+            col(Request.decline_reason),
+            col(Participant.id),
+            col(Participant.name),
+            col(Participant.surname),
+            col(Participant.date_of_birth),
+            col(Participant.city),
+            col(Participant.phone),
+            col(Participant.consent_at),
+            col(Shift.id),
+            col(Shift.number),
+            col(Shift.title),
+            col(Staff.name),
+        )
+        .select_from(Request)
+        .join(Participant, col(Participant.id) == col(Request.participant_id))
+        .join(Shift, col(Shift.id) == col(Request.shift_id))
+        .outerjoin(Staff, col(Staff.id) == col(Request.decided_by_id))
+    )
+
+
+def _row(values: Any) -> Row:
+    (*head, decider_name) = values
+    row = Row(*head)
+    row.status = RequestStatus(row.status)
+    row.decider_name = decider_name
+    return row
+
+
+def pending(session: Session, shift_id: int | None = None) -> list[Row]:
+    """Pending requests of the preparing/started shift(s), oldest first, with each child's history.
+
+    Three statements whatever the number of rows: the rows, the history, the balances.
+    """
+    query = _row_select().where(
+        col(Request.status) == RequestStatus.pending, col(Shift.status).in_(OPEN_SHIFTS)
+    )
+    if shift_id is not None:
+        query = query.where(col(Request.shift_id) == shift_id)
+    rows = [
+        _row(r)
+        for r in session.execute(
+            query.order_by(col(Request.created_at), col(Request.id)).limit(MAX_ROWS)
+        )
+    ]
+    attach_history(session, rows)
+    return rows
+
+
+def attach_history(session: Session, rows: list[Row]) -> None:
+    if not rows:
+        return
+    participant_ids = {r.participant_id for r in rows}
+    history = session.execute(
+        sa.select(
+            col(Request.participant_id),
+            col(Request.shift_id),
+            col(Shift.number),
+            col(Shift.title),
+            col(Request.status),
+            col(Member.id),
+            col(Member.status),
+        )
+        .join(Shift, col(Shift.id) == col(Request.shift_id))
+        .outerjoin(
+            Member,
+            sa.and_(
+                col(Member.participant_id) == col(Request.participant_id),
+                col(Member.shift_id) == col(Request.shift_id),
+            ),
+        )
+        .where(col(Request.participant_id).in_(participant_ids))
+        .order_by(col(Shift.number))
+    ).all()
+    points = balances(session, [h[5] for h in history if h[5] is not None])
+    by_participant = {r.participant_id: r for r in rows}
+    for participant_id, shift_id, number, title, status, member_id, member_status in history:
+        row = by_participant[participant_id]
+        if shift_id == row.shift_id:
+            continue
+        row.history.append(
+            HistoryItem(
+                number,
+                title,
+                RequestStatus(status),
+                MemberStatus(member_status) if member_status else None,
+                points.get(member_id) if member_id is not None else None,
+            )
+        )
+
+
+def row(session: Session, request_id: int) -> Row:
+    found = session.execute(_row_select().where(col(Request.id) == request_id)).first()
+    if found is None:
+        raise NotFound(request_id)
+    result = _row(found)
+    attach_history(session, [result])
+    return result
+
+
+def open_shifts(session: Session) -> list[Any]:
+    return list(
+        session.execute(
+            sa.select(col(Shift.id), col(Shift.number), col(Shift.title))
+            .where(col(Shift.status).in_(OPEN_SHIFTS))
+            .order_by(col(Shift.number))
+        ).all()
+    )
+
+
+def first_task_date(shift: Shift, moment: datetime | None = None) -> date:
+    """The day of a new member's first task: the shift start, or the next task day if it started."""
+    moment = moment or clock.now()
+    local = moment.astimezone(get_settings().tz)
+    upcoming = (
+        local.date() if moment < days.task_moment(local.date()) else local.date() + timedelta(1)
+    )
+    return max(shift.started_at, upcoming)
+
+
+def parse_reason(preset: Any, text: Any) -> str:
+    from app.moderation import parse_reason as parse
+
+    return parse(preset, text, DECLINE_REASONS)
+
+
+def decision_key(request_id: int, attempts: int) -> str:
+    return f"request:{request_id}:{attempts}:decision"
+
+
+def _decide(
+    session: Session, request_id: int, staff: Staff, status: RequestStatus, reason: str | None
+) -> Outcome:
+    now = clock.now()
+    open_shift = sa.select(col(Shift.id)).where(col(Shift.status).in_(OPEN_SHIFTS))
+    result = session.execute(
+        sa.update(Request)
+        .where(
+            col(Request.id) == request_id,
+            col(Request.status) == RequestStatus.pending,
+            col(Request.shift_id).in_(open_shift),
+        )
+        .values(
+            status=status,
+            decided_by_id=staff.id,
+            decided_at=now,
+            decline_reason=reason,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        current = session.execute(
+            sa.select(col(Request.status), col(Request.decided_by_id), col(Shift.status))
+            .join(Shift, col(Shift.id) == col(Request.shift_id))
+            .where(col(Request.id) == request_id)
+        ).first()
+        if current is None:
+            raise NotFound(request_id)
+        if current[0] == RequestStatus.pending:
+            raise Refused("Смена уже закончилась или отменена — по этой заявке решить нельзя.")
+        verb = "одобрена" if current[0] == RequestStatus.approved else "отклонена"
+        who = "Вы уже" if current[1] == staff.id else "Другой куратор уже"
+        return Outcome(request_id, False, f"{who} решил по этой заявке: {verb}.")
+
+    request, participant, shift = session.execute(
+        sa.select(Request, Participant, Shift)
+        .join(Participant, col(Participant.id) == col(Request.participant_id))
+        .join(Shift, col(Shift.id) == col(Request.shift_id))
+        .where(col(Request.id) == request_id)
+        .execution_options(populate_existing=True)
+    ).one()
+    settings = get_settings()
+    send_after = now + timedelta(seconds=settings.undo_seconds)
+    key = decision_key(request.id, request.attempts)
+    if status == RequestStatus.approved:
+        member = session.execute(
+            sa.select(Member).where(
+                col(Member.participant_id) == participant.id, col(Member.shift_id) == shift.id
+            )
+        ).scalar_one_or_none()
+        if member is None:
+            session.add(
+                Member(
+                    participant_id=participant.id,
+                    shift_id=shift.id,
+                    joined_at=clock.local_today(),
+                )
+            )
+            session.flush()
+        outbox.enqueue(
+            session,
+            participant,
+            "request_approved",
+            key,
+            context={
+                "shift_title": shift.title,
+                "first_date": first_task_date(shift, now),
+                "hour": f"{settings.send_new_task_hour}:00",
+            },
+            send_after=send_after,
+        )
+    else:
+        outbox.enqueue(
+            session,
+            participant,
+            "request_declined",
+            key,
+            context={"shift_title": shift.title, "reason": reason},
+            send_after=send_after,
+        )
+    audit.record(
+        session,
+        staff.id,
+        "request.approve" if status == RequestStatus.approved else "request.decline",
+        "request",
+        request_id,
+        before={"status": RequestStatus.pending},
+        after={"status": status, "decline_reason": reason},
+    )
+    return Outcome(request_id, True)
+
+
+def approve(session: Session, request_id: int, staff: Staff) -> Outcome:
+    return _decide(session, request_id, staff, RequestStatus.approved, None)
+
+
+def decline(session: Session, request_id: int, staff: Staff, reason: str) -> Outcome:
+    if not reason:
+        raise ValueError("Выберите причину или напишите её.")
+    return _decide(session, request_id, staff, RequestStatus.declined, reason)
+
+
+def approve_many(session: Session, request_ids: list[int], staff: Staff) -> tuple[int, int]:
+    """Approve the selected requests; returns (approved now, already decided or not possible)."""
+    done = skipped = 0
+    for request_id in dict.fromkeys(request_ids):
+        try:
+            outcome = approve(session, request_id, staff)
+        except (NotFound, Refused):
+            skipped += 1
+            continue
+        if outcome.won:
+            done += 1
+        else:
+            skipped += 1
+    return done, skipped
+
+
+def undo(session: Session, request_id: int, staff: Staff) -> Outcome:
+    """Back to pending: only the deciding curator, only within UNDO_SECONDS; removes the new member."""
+    now = clock.now()
+    settings = get_settings()
+    found = session.execute(
+        sa.select(
+            col(Request.status),
+            col(Request.decided_by_id),
+            col(Request.decided_at),
+            col(Request.attempts),
+            col(Request.participant_id),
+            col(Request.shift_id),
+            col(Request.decline_reason),
+        ).where(col(Request.id) == request_id)
+    ).first()
+    if found is None:
+        raise NotFound(request_id)
+    status, decided_by_id, decided_at, attempts, participant_id, shift_id, reason = found
+    status = RequestStatus(status)
+    if status == RequestStatus.pending:
+        raise Refused("Отменять нечего: по заявке ещё нет решения.")
+    if decided_by_id != staff.id:
+        raise Refused("Отменить можно только своё решение.")
+    cutoff = now - timedelta(seconds=settings.undo_seconds)
+    if decided_at is None or decided_at <= cutoff:
+        raise Refused(
+            f"Отменить можно только в первые {settings.undo_seconds} "
+            f"{_seconds(settings.undo_seconds)} после решения."
+        )
+    key = decision_key(request_id, attempts)
+    message = session.execute(
+        sa.select(col(OutgoingMessage.status), col(OutgoingMessage.claimed_until)).where(
+            col(OutgoingMessage.dedupe_key) == key
+        )
+    ).first()
+    if message is not None and (
+        message[0] != OutboxStatus.pending or (message[1] is not None and message[1] > now)
+    ):
+        raise Refused("Сообщение семье уже отправлено — отменить решение нельзя.")
+    member_id = None
+    if status == RequestStatus.approved:
+        member_id = session.execute(
+            sa.select(col(Member.id)).where(
+                col(Member.participant_id) == participant_id, col(Member.shift_id) == shift_id
+            )
+        ).scalar_one_or_none()
+        if member_id is not None:
+            sent = session.execute(
+                sa.select(sa.func.count()).where(
+                    col(Report.member_id) == member_id, col(Report.photo_count) > 0
+                )
+            ).scalar_one()
+            if sent:
+                raise Refused("Участник уже прислал фото — отменить одобрение нельзя.")
+    result = session.execute(
+        sa.update(Request)
+        .where(
+            col(Request.id) == request_id,
+            col(Request.status) == status,
+            col(Request.decided_by_id) == staff.id,
+            col(Request.decided_at) > cutoff,
+        )
+        .values(
+            status=RequestStatus.pending,
+            decided_by_id=None,
+            decided_at=None,
+            decline_reason=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise Refused("Решение уже изменилось — обновите страницу.")
+    if member_id is not None:
+        session.execute(
+            sa.delete(Report)
+            .where(col(Report.member_id) == member_id)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            sa.delete(Member)
+            .where(col(Member.id) == member_id)
+            .execution_options(synchronize_session=False)
+        )
+    outbox.cancel(session, key)
+    audit.record(
+        session,
+        staff.id,
+        "request.undo",
+        "request",
+        request_id,
+        before={"status": status, "decline_reason": reason},
+        after={"status": RequestStatus.pending},
+    )
+    return Outcome(request_id, True)

@@ -1,0 +1,127 @@
+"""The request queue screen: pending applications, approve / decline / undo, bulk approve."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from app import applications
+from app.models import Staff
+from app.moderation import NotFound, Refused
+from app.web.common import form, int_param, is_htmx, render, staff_view
+from app.web.reports import flash, pop_flash
+
+
+def _reasons() -> list[tuple[int, str]]:
+    return list(enumerate(applications.DECLINE_REASONS, start=1))
+
+
+@staff_view()
+def queue(request: Request, db: Session, staff: Staff) -> Response:
+    shifts = applications.open_shifts(db)
+    notices = pop_flash(request)
+    shift_id = None
+    raw = request.query_params.get("shift", "").strip()
+    if raw:
+        shift_id = int_param(raw)
+        if shift_id not in {s.id for s in shifts}:
+            notices.append("Такой набирающей смены нет — показаны заявки всех смен.")
+            shift_id = None
+    rows = applications.pending(db, shift_id)
+    return render(
+        request,
+        "requests/index.html",
+        {
+            "rows": rows,
+            "shifts": shifts,
+            "shift_id": shift_id,
+            "notices": notices,
+            "reasons": _reasons(),
+            "viewer_id": staff.id,
+        },
+    )
+
+
+def _respond(
+    request: Request,
+    db: Session,
+    staff: Staff,
+    request_id: int,
+    notice: str | None,
+    *,
+    error: str | None = None,
+    text: str = "",
+) -> Response:
+    if is_htmx(request):
+        row = applications.row(db, request_id)
+        return render(
+            request,
+            "requests/_row.html",
+            {
+                "row": row,
+                "notice": notice,
+                "error": error,
+                "text": text,
+                "reasons": _reasons(),
+                "viewer_id": staff.id,
+            },
+        )
+    if error:
+        flash(request, error)
+    elif notice:
+        flash(request, notice)
+    return RedirectResponse("/requests", status_code=303)
+
+
+def _act(request: Request, db: Session, staff: Staff, action: str) -> Response:
+    request_id = int_param(request.path_params["request_id"]) or 0
+    data = form(request)
+    text = str(data.get("text", "") or "")
+    try:
+        if action == "approve":
+            outcome = applications.approve(db, request_id, staff)
+        elif action == "decline":
+            try:
+                reason = applications.parse_reason(data.get("preset"), text)
+            except ValueError as exc:
+                applications.row(db, request_id)  # 404 for an unknown id, before the message
+                return _respond(request, db, staff, request_id, None, error=str(exc), text=text)
+            outcome = applications.decline(db, request_id, staff, reason)
+        else:
+            outcome = applications.undo(db, request_id, staff)
+    except NotFound:
+        raise HTTPException(404) from None
+    except Refused as exc:
+        return _respond(request, db, staff, request_id, str(exc))
+    return _respond(request, db, staff, request_id, outcome.notice)
+
+
+@staff_view()
+def approve(request: Request, db: Session, staff: Staff) -> Response:
+    return _act(request, db, staff, "approve")
+
+
+@staff_view()
+def decline(request: Request, db: Session, staff: Staff) -> Response:
+    return _act(request, db, staff, "decline")
+
+
+@staff_view()
+def undo(request: Request, db: Session, staff: Staff) -> Response:
+    return _act(request, db, staff, "undo")
+
+
+@staff_view()
+def approve_selected(request: Request, db: Session, staff: Staff) -> Response:
+    ids = [i for i in (int_param(v) for v in form(request).getlist("ids")) if i is not None]
+    if not ids:
+        flash(request, "Отметьте заявки, которые нужно одобрить.")
+        return RedirectResponse("/requests", status_code=303)
+    done, skipped = applications.approve_many(db, ids, staff)
+    message = f"Одобрено заявок: {done}."
+    if skipped:
+        message += f" Уже решены или недоступны: {skipped}."
+    flash(request, message)
+    return RedirectResponse("/requests", status_code=303)

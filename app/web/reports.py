@@ -1,0 +1,175 @@
+"""The report queue screens: the queue page, its next pages, one card, decisions and undo.
+
+Every decision works as a plain form POST (303 back to the queue with a notice) and, for HTMX, returns
+the `_card.html` partial plus an out-of-band update of the header counter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode, urlparse
+
+from sqlmodel import Session
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from app import moderation
+from app.models import Staff
+from app.settings import get_settings
+from app.web.common import form, int_param, is_htmx, render, staff_view
+
+
+def safe_next(value: Any, default: str = "/reports") -> str:
+    text = str(value or "")
+    if not text.startswith("/") or text.startswith("//") or urlparse(text).netloc:
+        return default
+    return text
+
+
+def flash(request: Request, message: str) -> None:
+    request.session["flash"] = [*request.session.get("flash", []), message][-3:]
+
+
+def pop_flash(request: Request) -> list[str]:
+    return list(request.session.pop("flash", []) or [])
+
+
+def _card_context(
+    request: Request, db: Session, staff: Staff, *, count: bool = True
+) -> dict[str, Any]:
+    return {
+        "viewer_id": staff.id,
+        "reasons": list(enumerate(get_settings().decline_reasons, start=1)),
+        "count": _count(db) if count else "",
+    }
+
+
+def _count(db: Session) -> str:
+    count = moderation.reviewing_count(db)
+    return (
+        f"{moderation.COUNT_CAP:,}+".replace(",", " ")
+        if count >= moderation.COUNT_CAP
+        else str(count)
+    )
+
+
+@staff_view()
+def queue(request: Request, db: Session, staff: Staff) -> Response:
+    filters = moderation.parse_filters(request.query_params)
+    after = request.query_params.get("after")
+    result = moderation.page(db, filters, after)
+    partial = is_htmx(request) and bool(after)  # the next page: the counter is not part of it
+    ctx = _card_context(request, db, staff, count=not partial)
+    ctx.update(
+        filters=filters,
+        cards=result.cards,
+        next_url=_next_url(filters, result.next_cursor),
+        status_labels=moderation.STATUS_LABELS,
+    )
+    if partial:
+        return render(request, "reports/_page.html", ctx)
+    shifts, tasks = moderation.filter_options(db)
+    ctx.update(
+        shifts=shifts,
+        tasks=tasks,
+        notices=filters.notices + pop_flash(request),
+        here=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+        first_page=not after,
+    )
+    return render(request, "reports/index.html", ctx)
+
+
+def _next_url(filters: moderation.Filters, cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    return "/reports?" + urlencode(filters.query(after=cursor))
+
+
+@staff_view()
+def show(request: Request, db: Session, staff: Staff) -> Response:
+    report_id = int_param(request.path_params["report_id"])
+    try:
+        card = moderation.card(db, report_id or 0)
+    except moderation.NotFound:
+        raise HTTPException(404) from None
+    ctx = _card_context(request, db, staff)
+    ctx.update(card=card, notices=pop_flash(request), here=f"/reports/{card.id}")
+    return render(request, "reports/card.html", ctx)
+
+
+def _respond(
+    request: Request,
+    db: Session,
+    staff: Staff,
+    report_id: int,
+    notice: str | None,
+    *,
+    error: str | None = None,
+    text: str = "",
+) -> Response:
+    """The card after an action: the partial for HTMX, else back to where the curator was."""
+    if is_htmx(request):
+        try:
+            card = moderation.card(db, report_id)
+        except moderation.NotFound:
+            return render(
+                request,
+                "reports/_gone.html",
+                {"report_id": report_id, "count": _count(db), "oob": True},
+            )
+        ctx = _card_context(request, db, staff)
+        ctx.update(card=card, notice=notice, error=error, text=text, oob=True)
+        return render(request, "reports/_card.html", ctx)
+    if error:
+        card = moderation.card(db, report_id)
+        ctx = _card_context(request, db, staff)
+        ctx.update(card=card, error=error, text=text, notices=[], here=f"/reports/{card.id}")
+        return render(request, "reports/card.html", ctx, status_code=400)
+    if notice:
+        flash(request, notice)
+    return RedirectResponse(safe_next(form(request).get("next")), status_code=303)
+
+
+def _decide(request: Request, db: Session, staff: Staff, approve: bool) -> Response:
+    report_id = int_param(request.path_params["report_id"]) or 0
+    data = form(request)
+    reason = None
+    text = str(data.get("text", "") or "")
+    if not approve:
+        try:
+            reason = moderation.parse_reason(data.get("preset"), text)
+        except ValueError as exc:
+            try:
+                return _respond(request, db, staff, report_id, None, error=str(exc), text=text)
+            except moderation.NotFound:
+                raise HTTPException(404) from None
+    try:
+        outcome = moderation.decide(db, report_id, staff, approve, reason)
+    except moderation.NotFound:
+        raise HTTPException(404) from None
+    except moderation.Refused as exc:
+        return _respond(request, db, staff, report_id, str(exc))
+    return _respond(request, db, staff, report_id, outcome.notice)
+
+
+@staff_view()
+def approve(request: Request, db: Session, staff: Staff) -> Response:
+    return _decide(request, db, staff, True)
+
+
+@staff_view()
+def decline(request: Request, db: Session, staff: Staff) -> Response:
+    return _decide(request, db, staff, False)
+
+
+@staff_view()
+def undo(request: Request, db: Session, staff: Staff) -> Response:
+    report_id = int_param(request.path_params["report_id"]) or 0
+    try:
+        moderation.undo(db, report_id, staff)
+    except moderation.NotFound:
+        raise HTTPException(404) from None
+    except moderation.Refused as exc:
+        return _respond(request, db, staff, report_id, str(exc))
+    return _respond(request, db, staff, report_id, None)

@@ -1,0 +1,399 @@
+"""Benchmark of the report queue on PostgreSQL with ~1,000,000 reports. Run by hand:
+
+    uv run python -m bench.queue [--members 10000] [--days 100] [--reload] [--no-browser]
+
+Creates (once) the database `lomaya_bench_queue` on 127.0.0.1:5432, migrates it, bulk-loads it with
+bench.dataset (reused by later runs), then drives the real app: server time per request (measured
+around the ASGI app, without the test client), SQL statements per request (an engine event
+listener), and in Chromium the time from a key press to the next card being focused. Decisions made
+by the benchmark are put back afterwards, so runs can be repeated on the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from app.db import make_engine, set_engine
+from app.migrate import upgrade
+from app.settings import load_settings, set_settings
+
+BASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DB_NAME = "lomaya_bench_queue"
+DATA_DIR = Path("var/bench_queue")
+PASSWORD = "bench password 123"
+HX = {"HX-Request": "true"}
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def line(label: str, values: list[float], statements: list[int] | None = None) -> None:
+    text = (
+        f"{label:<44} n={len(values):>4}  median {statistics.median(values):6.1f} ms"
+        f"  p95 {pct(values, 95):6.1f} ms  max {max(values):6.1f} ms"
+    )
+    if statements is not None:
+        kinds = sorted(set(statements))
+        text += f"  SQL/request {kinds[0]}" + (f"–{kinds[-1]}" if len(kinds) > 1 else "")
+    print(text, flush=True)
+
+
+class Timed:
+    """ASGI wrapper: server time of the last request, from receiving it to the last body byte."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.last = 0.0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+
+        async def timed_send(message):
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                self.last = (time.perf_counter() - began) * 1000
+
+        await self.app(scope, receive, timed_send)
+
+
+def ensure_database() -> str:
+    admin = sa.create_engine(BASE_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": DB_NAME}
+        ).first()
+        if not exists:
+            conn.execute(sa.text(f'CREATE DATABASE "{DB_NAME}"'))
+    admin.dispose()
+    return make_url(BASE_URL).set(database=DB_NAME).render_as_string(hide_password=False)
+
+
+def prepare(args) -> tuple:
+    url = ensure_database()
+    settings = set_settings(
+        load_settings(
+            {
+                "DATABASE_URL": url,
+                "DATA_DIR": str(DATA_DIR),
+                "SECRET_KEY": "bench-secret-key-0123456789",
+                "SCHEDULER_ENABLED": "false",
+            },
+            env_file=None,
+        )
+    )
+    engine = make_engine(settings.database_url)
+    set_engine(engine)
+    upgrade(engine)
+    expected = args.members * args.days
+    with engine.connect() as conn:
+        have = conn.execute(sa.text("SELECT count(*) FROM report")).scalar_one()
+    if args.reload or have < expected * 0.99:
+        from bench.dataset import load
+
+        print(f"loading {args.members} members × {args.days} days …", flush=True)
+        with engine.begin() as conn:
+            tables = conn.execute(
+                sa.text(
+                    "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+                    "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                )
+            ).scalar_one()
+            conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        began = time.perf_counter()
+        load(engine, members=args.members, days=args.days, reviewing_share=args.share)
+        print(f"loaded in {time.perf_counter() - began:.0f} s", flush=True)
+    from sqlmodel import Session, select
+
+    from app.accounts import hash_password
+    from app.models import Staff, StaffRole
+
+    with Session(engine) as db:
+        staff = db.exec(select(Staff).where(Staff.email == "bench@example.org")).first()
+        if staff is None:
+            staff = Staff(
+                email="bench@example.org",
+                name="Бенч",
+                surname="Куратор",
+                role=StaffRole.expert,
+                password_hash=hash_password(PASSWORD),
+            )
+            db.add(staff)
+            db.commit()
+    with engine.connect() as conn:
+        counts = dict(
+            conn.execute(sa.text("SELECT status::text, count(*) FROM report GROUP BY 1")).all()
+        )
+    print(
+        f"data: {sum(counts.values()):,} reports "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
+    )
+    return settings, engine
+
+
+def login(client) -> None:
+    page = client.get("/login")
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+    r = client.post(
+        "/login",
+        data={"email": "bench@example.org", "password": PASSWORD, "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+
+
+def http_bench(settings, engine, args) -> list[int]:
+    from starlette.testclient import TestClient
+
+    from app.main import create_app
+
+    app = create_app(settings, start_background=False)
+    timed = Timed(app)
+    statements = [0]
+
+    def count(*_a):
+        statements[0] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    decided: list[int] = []
+    with TestClient(timed, base_url="http://testserver") as client:
+        login(client)
+        token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/reports").text)[1]
+
+        def run(label, n, make_request):
+            times, stmts = [], []
+            for i in range(n + 3):
+                statements[0] = 0
+                response = make_request(i)
+                assert response.status_code in (200, 303), (label, response.status_code)
+                if i >= 3:  # warm-up
+                    times.append(timed.last)
+                    stmts.append(statements[0])
+            line(label, times, stmts)
+            return response
+
+        run("queue page (GET /reports, 20 cards)", args.n, lambda i: client.get("/reports"))
+
+        # Walk the queue: each next page is an HTMX partial fetched with the previous cursor.
+        first = client.get("/reports")
+        next_url = re.search(r'hx-get="([^"]+)"', first.text)[1].replace("&amp;", "&")
+        urls: list[str] = []
+
+        def next_page(i):
+            nonlocal next_url
+            urls.append(next_url)
+            response = client.get(next_url, headers=HX)
+            found = re.search(r'hx-get="([^"]+)"', response.text)
+            next_url = found[1].replace("&amp;", "&") if found else next_url
+            return response
+
+        run("next pages (HTMX partial, pages 2…)", args.n, next_page)
+        with engine.connect() as conn:
+            deep = conn.execute(
+                sa.text(
+                    "SELECT submitted_at, id FROM report WHERE status = 'reviewing' "
+                    "ORDER BY submitted_at, id OFFSET :deep LIMIT 1"
+                ),
+                {"deep": args.members * args.days // 7},
+            ).first()
+        from app.moderation import encode_cursor
+
+        deep_url = f"/reports?after={encode_cursor(deep[0], deep[1])}"
+        run(
+            "a page 150,000 cards deep (keyset)", args.n, lambda i: client.get(deep_url, headers=HX)
+        )
+        run(
+            "filtered: child name 'Соня'",
+            max(args.n // 2, 10),
+            lambda i: client.get("/reports?q=Соня"),
+        )
+        run(
+            "filtered: status=approved (newest first)",
+            max(args.n // 2, 10),
+            lambda i: client.get("/reports?status=approved"),
+        )
+        run(
+            "filtered: status=all (newest first)",
+            max(args.n // 2, 10),
+            lambda i: client.get("/reports?status=all"),
+        )
+        run(
+            "filtered: a name nobody has ('Яна')",
+            max(args.n // 2, 10),
+            lambda i: client.get("/reports?q=Яна"),
+        )
+        run(
+            "filtered: flagged only",
+            max(args.n // 2, 10),
+            lambda i: client.get("/reports?flagged=1"),
+        )
+
+        with engine.connect() as conn:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    sa.text(
+                        "SELECT id FROM report WHERE status = 'reviewing' "
+                        "ORDER BY submitted_at DESC, id DESC LIMIT :n"
+                    ),
+                    {"n": args.n * 2 + 6},
+                )
+            ]
+        decided.extend(ids)
+        approve_ids, decline_ids = ids[: args.n + 3], ids[args.n + 3 :]
+        run(
+            "decision POST approve (HTMX)",
+            args.n,
+            lambda i: client.post(
+                f"/reports/{approve_ids[i]}/approve", data={"csrf_token": token}, headers=HX
+            ),
+        )
+        run(
+            "decision POST decline, preset reason (HTMX)",
+            args.n,
+            lambda i: client.post(
+                f"/reports/{decline_ids[i]}/decline",
+                data={"csrf_token": token, "preset": "1"},
+                headers=HX,
+            ),
+        )
+        run(
+            "undo POST (HTMX)",
+            args.n,
+            lambda i: client.post(
+                f"/reports/{approve_ids[i]}/undo", data={"csrf_token": token}, headers=HX
+            ),
+        )
+    sa.event.remove(engine, "before_cursor_execute", count)
+    return decided
+
+
+def browser_bench(settings, engine, args) -> list[int]:
+    """Key press → next card focused, in Chromium against uvicorn on loopback."""
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from app.main import create_app
+
+    app = create_app(settings, start_background=False)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    decided: list[int] = []
+    args_chromium = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args_chromium)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(base + "/login?next=/reports")
+        page.fill("#email", "bench@example.org")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(base + "/reports")
+        page.wait_for_function(
+            "document.activeElement && document.activeElement.id.startsWith('report-')"
+        )
+        page.evaluate(
+            """() => {
+              window.benchTimes = []; window.benchDown = 0; window.benchSwap = []; window.benchAt = {};
+              document.addEventListener('keydown', (e) => {
+                window.benchDown = performance.now();
+                const card = document.activeElement.closest('.mod-card');
+                if (card && (e.key === 'a' || e.key === '2')) window.benchAt[card.id] = window.benchDown;
+              }, true);
+              document.body.addEventListener('htmx:load', (e) => {
+                const t = window.benchAt[e.target.id];
+                if (t && e.target.dataset.status !== 'reviewing') {
+                  window.benchSwap.push(performance.now() - t); delete window.benchAt[e.target.id];
+                }
+              });
+              document.addEventListener('focusin', (e) => {
+                if (window.benchDown && e.target.classList.contains('mod-card')) {
+                  window.benchTimes.push(performance.now() - window.benchDown); window.benchDown = 0;
+                }
+              }, true);
+            }"""
+        )
+        for i in range(args.keys):
+            current = page.evaluate("document.activeElement.id")
+            decided.append(int(current.removeprefix("report-")))
+            key = "a" if i % 3 else "d"
+            page.keyboard.press(key)
+            if key == "d":
+                page.keyboard.press("2")
+            page.wait_for_function(
+                "id => document.activeElement && document.activeElement.id !== id"
+                " && document.activeElement.classList.contains('mod-card')",
+                arg=current,
+            )
+            page.wait_for_timeout(40)  # a curator's glance is far longer; keep requests apart
+        page.wait_for_function(
+            "() => !document.querySelector('.mod-card.is-deciding')", timeout=30_000
+        )
+        times = page.evaluate("window.benchTimes")
+        swaps = page.evaluate("window.benchSwap")
+        cards = page.evaluate("document.querySelectorAll('.mod-card').length")
+        browser.close()
+    server.should_exit = True
+    thread.join(timeout=10)
+    line("Chromium: key press → next card focused", times)
+    line("Chromium: key press → decided card from server", swaps)
+    print(f"  ({args.keys} decisions by keyboard; {cards} cards in the page after prefetching)")
+    return decided
+
+
+def restore(engine, ids: list[int]) -> None:
+    """Put the benchmark's decisions back so the next run sees the same queue."""
+    if not ids:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE report SET status = 'reviewing', decided_by_id = NULL, decided_at = NULL, "
+                "decline_reason = NULL WHERE id = ANY(:ids)"
+            ),
+            {"ids": ids},
+        )
+        conn.execute(sa.text("DELETE FROM outgoing_message"))
+        conn.execute(sa.text("DELETE FROM audit_event"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=100)
+    parser.add_argument("--share", type=float, default=0.2, help="share of reports in review")
+    parser.add_argument("--n", type=int, default=100, help="requests per measurement")
+    parser.add_argument("--keys", type=int, default=60, help="keyboard decisions in Chromium")
+    parser.add_argument("--reload", action="store_true", help="reload the data even if present")
+    parser.add_argument("--no-browser", action="store_true")
+    args = parser.parse_args(argv)
+    settings, engine = prepare(args)
+    decided: list[int] = []
+    try:
+        decided += http_bench(settings, engine, args)
+        if not args.no_browser:
+            decided += browser_bench(settings, engine, args)
+    finally:
+        restore(engine, decided)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+/* The report queue without the mouse: A accept, D decline, 1–9 reason, J/K move, Z undo, ? help.
+   Focus moves to the next card as soon as a decision is sent; the server's answer replaces the
+   decided card in place. Plain script, no build step; everything also works without it. */
+(function () {
+  "use strict";
+  var queue = document.getElementById("queue");
+  if (!queue) return;
+  var help = document.getElementById("mod-help");
+  var undoable = []; // ids of cards this curator decided (newest last)
+  var restoring = null; // id of a card being undone: focus it when it comes back
+
+  function cards() { return Array.prototype.slice.call(queue.querySelectorAll(".mod-card")); }
+  function open(card) { return card.dataset.status === "reviewing" && !card.classList.contains("is-deciding"); }
+  function cardOf(el) { return el && el.closest ? el.closest(".mod-card") : null; }
+
+  function current() {
+    var card = cardOf(document.activeElement);
+    if (card && queue.contains(card)) return card;
+    return cards().filter(open)[0] || null;
+  }
+
+  function neighbour(card, step, onlyOpen) {
+    var all = cards();
+    for (var i = all.indexOf(card) + step; i >= 0 && i < all.length; i += step) {
+      if (!onlyOpen || open(all[i])) return all[i];
+    }
+    return null;
+  }
+
+  function focusCard(card) {
+    if (!card) return;
+    card.focus({ preventScroll: true });
+    var box = card.getBoundingClientRect();
+    if (box.top < 60 || box.bottom > window.innerHeight) card.scrollIntoView({ block: "start" });
+    var link = card.querySelector(".mod-photo-link");
+    if (link) new Image().src = link.dataset.full; // full size ready before a click
+    var after = cards().slice(cards().indexOf(card) + 1).filter(open).length;
+    var more = queue.querySelector(".mod-more a");
+    if (more && after < 5 && window.htmx) window.htmx.trigger(more, "more");
+  }
+
+  function focusNext(card) {
+    focusCard(neighbour(card, 1, true) || cards().filter(open)[0] || null);
+  }
+
+  // A decision leaves: mark the card and move on at once, without waiting for the server.
+  document.body.addEventListener("htmx:beforeRequest", function (e) {
+    var form = e.detail.elt;
+    var card = cardOf(form);
+    if (!card || !form.matches || !form.matches(".mod-approve, .mod-presets, .mod-free")) return;
+    card.classList.add("is-deciding");
+    if (!document.activeElement || document.activeElement === document.body || card.contains(document.activeElement)) {
+      focusNext(card);
+    }
+  });
+
+  function failed(e) {
+    var card = cardOf(e.detail.elt);
+    if (!card) return;
+    card.classList.remove("is-deciding");
+    if (!card.querySelector(".mod-notice")) {
+      var p = document.createElement("p");
+      p.className = "mod-notice";
+      p.setAttribute("role", "alert");
+      p.textContent = "Не получилось отправить решение — проверьте связь и попробуйте ещё раз.";
+      card.prepend(p);
+    }
+  }
+  document.body.addEventListener("htmx:responseError", failed);
+  document.body.addEventListener("htmx:sendError", failed);
+
+  // A card came back from the server (decided, undone, refused, or the next page).
+  document.body.addEventListener("htmx:load", function (e) {
+    var card = e.target;
+    if (!card.classList || !card.classList.contains("mod-card")) return;
+    var form = card.querySelector(".mod-undo");
+    if (form) {
+      undoable.push(card.dataset.id);
+      var wait = Number(form.dataset.until) - Date.now();
+      setTimeout(function () { form.remove(); }, Math.max(wait, 0));
+    }
+    var input = card.querySelector("input[aria-invalid=true]");
+    if (input) { input.focus(); return; }
+    if (restoring === card.dataset.id) { restoring = null; focusCard(card); return; }
+    if (!document.activeElement || document.activeElement === document.body) focusNext(card);
+  });
+
+  function undoLast() {
+    while (undoable.length) {
+      var id = undoable.pop();
+      var card = document.getElementById("report-" + id);
+      var form = card && card.querySelector(".mod-undo");
+      if (form) { restoring = id; form.requestSubmit(); return; }
+    }
+  }
+
+  // The photo: full size in place on click, thumbnail again on the next click.
+  queue.addEventListener("click", function (e) {
+    var link = e.target.closest && e.target.closest(".mod-photo-link");
+    if (!link) return;
+    e.preventDefault();
+    var img = link.querySelector("img");
+    var full = !link.classList.contains("is-full");
+    img.src = full ? link.dataset.full : link.dataset.thumb;
+    link.classList.toggle("is-full", full);
+    cardOf(link).classList.toggle("is-full", full);
+  });
+
+  document.addEventListener("keydown", function (e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    var t = e.target;
+    if (t.closest && t.closest("input, textarea, select, [contenteditable]")) {
+      if (e.key === "Escape") t.blur();
+      return; // keys do nothing while typing
+    }
+    if (e.key === "?" || (e.code === "Slash" && e.shiftKey)) {
+      if (help.open) help.close(); else help.showModal();
+      e.preventDefault();
+      return;
+    }
+    if (help && help.open) return;
+    var card = current();
+    var details = card && card.querySelector(".mod-decline");
+    var handled = true;
+    switch (e.code) {
+      case "KeyA":
+        if (card && open(card)) card.querySelector(".mod-approve").requestSubmit();
+        break;
+      case "KeyD":
+        if (details) { details.open = true; focusCard(card); }
+        break;
+      case "KeyJ": focusCard(neighbour(card, 1, false)); break;
+      case "KeyK": focusCard(neighbour(card, -1, false)); break;
+      case "KeyZ": undoLast(); break;
+      case "Escape": if (details) details.open = false; break;
+      default:
+        handled = false;
+        if (/^[1-9]$/.test(e.key) && details && details.open) {
+          var button = details.querySelector('[data-preset="' + e.key + '"]');
+          if (button) { button.click(); handled = true; }
+        }
+    }
+    if (handled) e.preventDefault();
+  });
+
+  var help_button = document.querySelector("[data-help]");
+  if (help_button) help_button.addEventListener("click", function () { help.showModal(); });
+
+  document.addEventListener("DOMContentLoaded", function () { focusCard(current()); });
+  if (document.readyState !== "loading") focusCard(current());
+})();

@@ -1,0 +1,148 @@
+"""Curators clear the queue with the keyboard in a real Chromium; two curators on one card."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import expect
+
+from app import clock
+from app.models import Report, ReportStatus, StaffRole
+from tests import factories
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+def _queue(db, n):
+    shift = factories.make_shift(db, start=clock.local_today() - timedelta(days=1))
+    base = clock.now() - timedelta(hours=2)
+    reports = []
+    for i in range(n):
+        member = factories.make_member(db, shift)
+        report = factories.make_report(db, member, day=2, status=ReportStatus.reviewing)
+        report.submitted_at = base + timedelta(minutes=i)
+        db.add(report)
+        reports.append(report)
+    db.commit()
+    return reports
+
+
+def _login(page, base, staff, path="/reports"):
+    page.goto(f"{base}/login?next={path.replace('?', '%3F').replace('&', '%26')}")
+    page.fill("#email", staff.email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}{path}")
+
+
+def _focused(page) -> str:
+    return page.evaluate("document.activeElement && document.activeElement.id")
+
+
+def test_curator_clears_three_cards_with_the_keyboard_and_undoes_one(page, live_server, expert, db):
+    r = _queue(db, 5)
+    _login(page, live_server, expert)
+    count = page.locator("#queue-count")
+    expect(count).to_have_text("5")
+    expect(page.locator(f"#report-{r[0].id}")).to_be_focused()
+
+    page.keyboard.press("a")
+    expect(page.locator(f"#report-{r[1].id}")).to_be_focused()
+    expect(page.locator(f"#report-{r[0].id}")).to_contain_text("✓ Принято — вы")
+
+    page.keyboard.press("d")
+    expect(page.locator(f"#report-{r[1].id} .mod-presets")).to_be_visible()
+    page.keyboard.press("1")
+    expect(page.locator(f"#report-{r[2].id}")).to_be_focused()
+    expect(page.locator(f"#report-{r[1].id}")).to_contain_text("✗ Отклонено")
+
+    page.keyboard.press("a")
+    expect(page.locator(f"#report-{r[2].id}")).to_contain_text("✓ Принято")
+    expect(page.locator(f"#report-{r[3].id}")).to_be_focused()
+    expect(count).to_have_text("2")
+
+    page.keyboard.press("z")
+    expect(page.locator(f"#report-{r[2].id} .mod-approve")).to_be_visible()
+    expect(page.locator(f"#report-{r[2].id}")).to_be_focused()
+    expect(count).to_have_text("3")
+
+    db.expire_all()
+    statuses = [db.get(Report, x.id).status for x in r[:3]]
+    assert statuses == [ReportStatus.approved, ReportStatus.declined, ReportStatus.reviewing]
+
+    # Keys do nothing while typing in a text field.
+    page.keyboard.press("d")
+    field = page.locator(f"#reason-{r[2].id}")
+    field.click()
+    page.keyboard.type("ad")
+    expect(field).to_have_value("ad")
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#report-{r[2].id}")).to_contain_text("причина: ad")
+
+    # The help.
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("?")
+    expect(page.locator("#mod-help")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#mod-help")).to_be_hidden()
+
+
+def test_next_pages_load_while_scrolling_and_the_photo_opens_in_place(
+    page, live_server, expert, db
+):
+    r = _queue(db, 9)
+    _login(page, live_server, expert, "/reports?size=2")
+    cards = page.locator(".mod-card")
+    expect(cards).to_have_count(4)  # the next page was fetched before the end was reached
+    for _ in range(10):
+        if cards.count() == 9:
+            break
+        page.mouse.wheel(0, 20000)
+        page.wait_for_timeout(150)
+    expect(cards).to_have_count(9)
+    ids = page.eval_on_selector_all(".mod-card", "els => els.map(e => Number(e.dataset.id))")
+    assert ids == [x.id for x in r]
+    expect(page.locator(".mod-end")).to_be_visible()
+
+    photo = page.locator(f"#report-{r[0].id} .mod-photo-link img")
+    photo.scroll_into_view_if_needed()
+    thumb_width = photo.evaluate("img => img.naturalWidth")
+    photo.click()
+    page.wait_for_function(
+        "id => { const i = document.querySelector(`#report-${id} .mod-photo-link img`);"
+        " return i.complete && i.naturalWidth === 640; }",
+        arg=r[0].id,
+    )
+    assert thumb_width < 640
+    assert page.url.endswith("/reports?size=2")  # same page, no new tab
+    assert len(page.context.pages) == 1
+
+    # On a phone the columns stack, photo first, and the buttons stay large.
+    page.set_viewport_size({"width": 390, "height": 844})
+    card = page.locator(f"#report-{r[1].id}")
+    photo_box = card.locator(".mod-photo").bounding_box()
+    info_box = card.locator(".mod-info").bounding_box()
+    assert photo_box["y"] + photo_box["height"] <= info_box["y"] + 1
+    assert photo_box["width"] <= 390
+    button = card.locator(".mod-approve button").bounding_box()
+    assert button["height"] >= 44
+
+
+def test_second_curator_sees_the_first_decision(page, browser, live_server, expert, db):
+    other = factories.make_staff(db, role=StaffRole.expert, name="Ольга", surname="Петрова")
+    (report,) = _queue(db, 1)
+    second = browser.new_context(locale="ru-RU").new_page()
+    try:
+        _login(page, live_server, expert)
+        _login(second, live_server, other)
+        page.keyboard.press("a")
+        expect(page.locator(f"#report-{report.id}")).to_contain_text("✓ Принято — вы")
+        second.locator(f"#report-{report.id} .mod-approve button").click()
+        card = second.locator(f"#report-{report.id}")
+        expect(card).to_contain_text("Другой куратор уже проверил это фото: принято.")
+        expect(card).to_contain_text("Анна К.")
+        expect(second.locator("#queue-count")).to_have_text("0")
+    finally:
+        second.context.close()
