@@ -114,9 +114,10 @@ def store_image(data: bytes, folder: str = "reports", *, reencode: bool = False)
     sent); other formats, and everything with `reencode=True` (task pictures), are stored as JPEG.
     """
     image = open_image(data)
+    source_format = image.format  # exif_transpose returns a copy without .format
     image = ImageOps.exif_transpose(image) or image
     sha = hashlib.sha256(data).hexdigest()
-    if reencode or image.format not in ("JPEG", "MPO"):
+    if reencode or source_format not in ("JPEG", "MPO"):
         body = _jpeg_bytes(image, quality=90)
     else:
         body = data
