@@ -81,8 +81,8 @@ def enqueue(
             .values(**values)
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
         )
-    result = session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # RETURNING tells inserted from skipped: with psycopg, rowcount is -1 for this statement.
+    return session.execute(stmt.returning(table.c.id)).first() is not None
 
 
 def cancel(session: Session, dedupe_key: str) -> bool:

@@ -200,10 +200,10 @@ def test_hundreds_of_odd_updates_never_500(db, bot_client, noon):
     )
     def check(kind, body, uid):
         update_id = next_update_id()
-        seen.add(update_id)
         response = post_update(bot_client, {"update_id": update_id, kind: body})
         assert response.status_code in (200, 400), response.text
-        assert response.status_code != 500
+        if response.status_code == 200:
+            seen.add(update_id)
 
     check()
     db.expire_all()

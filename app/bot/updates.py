@@ -83,7 +83,7 @@ def _insert(db: Session, update_id: int, data: dict[str, Any], status: UpdateSta
             .values(**values)
             .on_conflict_do_nothing(index_elements=["update_id"])
         )
-    return bool(db.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    return db.execute(stmt.returning(table.c.update_id)).first() is not None
 
 
 def _record_failure(update_id: int, data: dict[str, Any], error: str) -> None:

@@ -42,6 +42,12 @@ async def _read_capped(request: Request, cap: int) -> bytes | None:
     return bytes(body)
 
 
+def _no_constants(name: str) -> object:
+    raise ValueError(
+        f"{name} is not valid JSON"
+    )  # NaN/Infinity: Python accepts them, JSON does not
+
+
 async def webhook(request: Request) -> Response:
     settings = get_settings()
     if not settings.bot_enabled:
@@ -53,7 +59,7 @@ async def webhook(request: Request) -> Response:
     if body is None:
         return _json(413, error="update too large")
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError):
         return _json(400, error="malformed JSON")
     if updates.update_id_of(data) is None:
