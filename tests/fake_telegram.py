@@ -8,6 +8,7 @@ call, serves files for `getFile`, and can be told to fail: 429 with `retry_after
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import threading
@@ -189,8 +190,6 @@ class FakeTelegram:
         with self._lock:
             self.calls.append(Call(method, params, files, time.monotonic()))
         if self.delay:
-            import asyncio
-
             await asyncio.sleep(self.delay)
         failure = self._take_failure(method, params)
         if failure is not None:
@@ -233,8 +232,14 @@ class FakeTelegram:
             }
         elif method == "getUpdates":
             offset = int(params.get("offset", 0) or 0)
-            with self._lock:
-                result = [u for u in self.updates if u["update_id"] >= offset]
+            wait = min(float(params.get("timeout", 0) or 0), 0.3)  # a short "long poll"
+            deadline = time.monotonic() + wait
+            while True:
+                with self._lock:
+                    result = [u for u in self.updates if u["update_id"] >= offset]
+                if result or time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(0.05)
         elif method == "setWebhook":
             self.webhook = {"url": params.get("url", ""), "pending_update_count": 0}
         elif method == "deleteWebhook":
