@@ -29,7 +29,6 @@ from app.models import (
     ReportStatus,
     Shift,
     ShiftStatus,
-    Task,
 )
 from app.settings import get_settings
 
@@ -201,10 +200,9 @@ def _accept(
     if not changed.rowcount:  # type: ignore[attr-defined]
         # Someone else changed the report meanwhile: undo this photo, answer by the new state.
         raise ConcurrentChange(report.id or 0)
-    task = session.get(Task, report.task_id)
     return Outcome(
         "photo_received",
-        {"attempt": attempt, "task": task, "shift": shift},
+        {"attempt": attempt, "shift": shift},
         report.id,
         photo.id,
         (stored.key, stored.thumb_key),

@@ -1,7 +1,7 @@
 """The one update-processing path, shared by the webhook and polling.
 
-1. The raw update is stored by `update_id` (INSERT … ON CONFLICT DO NOTHING): a redelivered update
-   is acknowledged and not processed twice.
+1. The raw update is stored by `update_id` (INSERT … ON CONFLICT DO NOTHING) before anything else:
+   a redelivered update is acknowledged and not processed twice.
 2. It is processed by the pyTelegramBotAPI handlers in the same transaction, so the update row, the
    domain changes and the outbox replies commit together — or not at all.
 3. A handler error rolls that back and records the update with status `failed` and its error in a
@@ -16,6 +16,7 @@ import logging
 import threading
 import traceback
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,12 +61,19 @@ def update_id_of(data: Any) -> int | None:
     return value
 
 
-def _insert(db: Session, update_id: int, data: dict[str, Any], status: UpdateStatus) -> bool:
+def _insert(
+    db: Session,
+    update_id: int,
+    data: dict[str, Any],
+    status: UpdateStatus,
+    processed_at: datetime | None = None,
+) -> bool:
     values = {
         "update_id": update_id,
         "payload": data,
         "status": status,
         "received_at": clock.now(),
+        "processed_at": processed_at,
     }
     table = TelegramUpdate.__table__  # type: ignore[attr-defined]
     stmt: Any
@@ -118,7 +126,9 @@ def process_update(data: dict[str, Any], *, replay: bool = False) -> str:
                 row = db.get(TelegramUpdate, update_id, with_for_update=True)
                 if row is None or row.status == UpdateStatus.processed:
                     return "duplicate"
-            elif not _insert(db, update_id, data, UpdateStatus.received):
+            elif not _insert(db, update_id, data, UpdateStatus.processed, clock.now()):
+                # Stored as processed in the same transaction as its effects: either both
+                # commit, or neither (and a failure is recorded separately below).
                 return "duplicate"
             ctx = Context(db=db, update_id=update_id, bot=bot)
             _local.ctx = ctx
@@ -128,11 +138,12 @@ def process_update(data: dict[str, Any], *, replay: bool = False) -> str:
                     bot.process_new_updates([update])
             finally:
                 _local.ctx = None
-            db.execute(
-                sa.update(TelegramUpdate)
-                .where(col(TelegramUpdate.update_id) == update_id)
-                .values(status=UpdateStatus.processed, error=None, processed_at=clock.now())
-            )
+            if replay:
+                db.execute(
+                    sa.update(TelegramUpdate)
+                    .where(col(TelegramUpdate.update_id) == update_id)
+                    .values(status=UpdateStatus.processed, error=None, processed_at=clock.now())
+                )
         return "processed"
     except Exception as exc:
         if ctx is not None:
