@@ -61,11 +61,21 @@ async def _guarded(job: Job, settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings) -> None:
+    """`lomaya worker`: the worker jobs until SIGTERM/SIGINT, then a clean stop (the sender
+    finishes the messages in flight and releases the rows it claimed)."""
+    import signal
+
     jobs = worker_jobs(settings)
     if not jobs:
         log.info("nothing to run: no BOT_TOKEN and no scheduled jobs")
         return
-    await asyncio.gather(*(_guarded(job, settings) for job in jobs))
+    tasks = [asyncio.create_task(_guarded(job, settings), name=job.__name__) for job in jobs]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, lambda: [t.cancel() for t in tasks])
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*tasks)
 
 
 async def stop(tasks: list[asyncio.Task]) -> None:

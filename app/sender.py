@@ -3,14 +3,16 @@
 Claiming. A batch of due rows (status `pending`, `send_after <= now`, no live lease) is claimed in
 one short transaction that sets a lease (`claimed_until`) — with `FOR UPDATE SKIP LOCKED` on
 PostgreSQL, so two senders never take the same row; SQLite serialises writers (run one sender there).
-Each row is then sent and marked `sent` in its own transaction right after Telegram accepts it.
+Right before its Telegram call, each row is marked `sent` in its own small transaction
+(`… WHERE status = 'pending'`: a row cancelled meanwhile — an undone decision — is skipped); a failed
+call puts it back to `pending` (with its retry time) or closes it as `failed`.
 
-Crash semantics (the choice, documented). Telegram has no idempotency key, so a crash between
-Telegram accepting a message and our commit cannot be made exactly-once. We choose at-least-once:
-the row stays `pending` with a lease; after the lease expires another sender sends it again. The
-window is one HTTP answer plus one commit (milliseconds), so a duplicate needs a crash in exactly that
-moment; a lost message would need nothing at all — for families, a rare repeated "принято" is better
-than a missing one. A crash anywhere else loses and duplicates nothing.
+Crash semantics (the choice, documented). Telegram has no idempotency key, so a message cannot be
+exactly-once across a crash between Telegram accepting it and our commit. We choose "never twice":
+the row is committed as `sent` *before* the call, so a crash at that moment can only lose the
+messages in flight (at most `workers`, at 30/s usually none or one) and never duplicates one. Rows
+claimed but not yet started are only leased: after a crash they go out again when the lease ends
+(`lease_seconds`, ~20 s); a clean stop (SIGTERM, shutdown) releases them at once.
 
 Limits. A global token bucket (`outbox_rate_per_second`), at most one message per second per chat
 (a row for a chat that just got one is deferred), 429 → the row waits `retry_after`, 403 → the
@@ -52,6 +54,7 @@ from app.settings import Settings, get_settings
 log = logging.getLogger("lomaya.sender")
 
 MAX_ATTEMPTS = 12
+SEND_TIMEOUT = 10  # seconds per Telegram call
 MAX_BACKOFF_SECONDS = 300
 PER_CHAT_SECONDS = 1.0
 CAPTION_LIMIT = 1024
@@ -74,7 +77,7 @@ class RateLimiter:
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
         self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, min(rate, 5.0))
+        self.capacity = burst if burst is not None else 1.0  # no bursts above the limit
         self.tokens = self.capacity
         self.at = time.monotonic()
         self.lock = threading.Lock()
@@ -133,7 +136,9 @@ class Sender:
         rate = self.settings.outbox_rate_per_second
         self.limiter = RateLimiter(rate)
         self.batch = batch or int(max(1, min(500, rate)))
-        self.lease_seconds = 60 + 2 * self.batch / rate
+        # Long enough for a batch at the limit plus one slow call (SEND_TIMEOUT), short enough
+        # that rows claimed by a crashed sender go out again soon.
+        self.lease_seconds = 2 * SEND_TIMEOUT + 2 * self.batch / rate
         self.chat_next: dict[int, float] = {}
         self.chat_lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outbox")
@@ -202,6 +207,8 @@ class Sender:
 
     def _defer(self, row: Row, seconds: float, *, error: str | None = None, count: bool) -> None:
         values: dict[str, Any] = {
+            "status": OutboxStatus.pending,
+            "sent_at": None,
             "claimed_until": None,
             "send_after": clock.now() + timedelta(seconds=seconds),
         }
@@ -214,7 +221,7 @@ class Sender:
                 sa.update(OutgoingMessage)
                 .where(
                     col(OutgoingMessage.id) == row.id,
-                    col(OutgoingMessage.status) == OutboxStatus.pending,
+                    col(OutgoingMessage.status).in_([OutboxStatus.pending, OutboxStatus.sent]),
                 )
                 .values(**values)
             )
@@ -264,6 +271,7 @@ class Sender:
                     row.chat_id,
                     int(payload["edit_message_id"]),
                     reply_markup=markup if isinstance(markup, types.InlineKeyboardMarkup) else None,
+                    timeout=SEND_TIMEOUT,
                 )
             except telebot.apihelper.ApiTelegramException as exc:
                 if "not modified" not in (exc.description or ""):
@@ -285,25 +293,47 @@ class Sender:
                 caption = text if len(text) <= CAPTION_LIMIT else None
                 try:
                     message = self.bot.send_photo(
-                        row.chat_id, photo, caption=caption, reply_markup=markup
+                        row.chat_id, photo, caption=caption, reply_markup=markup, timeout=30
                     )
                 except telebot.apihelper.ApiTelegramException as exc:
                     if isinstance(photo, str) and exc.error_code == 400:
                         self._forget_file_id(int(task_id))
                     raise
                 if caption is None:
-                    self.bot.send_message(row.chat_id, text, reply_markup=markup)
+                    self.bot.send_message(
+                        row.chat_id, text, reply_markup=markup, timeout=SEND_TIMEOUT
+                    )
                 if isinstance(photo, bytes) and message.photo:
                     return message.photo[-1].file_id
                 return None
-        self.bot.send_message(row.chat_id, text, reply_markup=markup)
+        self.bot.send_message(row.chat_id, text, reply_markup=markup, timeout=SEND_TIMEOUT)
         return None
 
     def _forget_file_id(self, task_id: int) -> None:
         with session_scope(self.engine) as db:
             db.execute(sa.update(Task).where(col(Task.id) == task_id).values(telegram_file_id=None))
 
+    def _start(self, row: Row) -> bool:
+        """Mark the row sent before the call (see the module docstring); False if it is gone."""
+        with session_scope(self.engine) as db:
+            result = db.execute(
+                sa.update(OutgoingMessage)
+                .where(
+                    col(OutgoingMessage.id) == row.id,
+                    col(OutgoingMessage.status) == OutboxStatus.pending,
+                )
+                .values(
+                    status=OutboxStatus.sent,
+                    sent_at=clock.now(),
+                    claimed_until=None,
+                    last_error=None,
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def deliver(self, row: Row) -> None:
+        if not self._start(row):
+            return
         try:
             file_id = self._send(row)
         except telebot.apihelper.ApiTelegramException as exc:
@@ -316,14 +346,8 @@ class Sender:
             log.exception("outbox row %s could not be sent", row.id)
             self._close(row, OutboxStatus.failed, f"{type(exc).__name__}: {exc}")
             return
-        now = clock.now()
-        with session_scope(self.engine) as db:
-            db.execute(
-                sa.update(OutgoingMessage)
-                .where(col(OutgoingMessage.id) == row.id)
-                .values(status=OutboxStatus.sent, sent_at=now, claimed_until=None, last_error=None)
-            )
-            if file_id and row.payload.get("photo_task_id"):
+        if file_id and row.payload.get("photo_task_id"):
+            with session_scope(self.engine) as db:
                 db.execute(
                     sa.update(Task)
                     .where(col(Task.id) == int(row.payload["photo_task_id"]))
@@ -336,7 +360,7 @@ class Sender:
             db.execute(
                 sa.update(OutgoingMessage)
                 .where(col(OutgoingMessage.id) == row.id)
-                .values(status=status, claimed_until=None, last_error=error[:2000])
+                .values(status=status, sent_at=None, claimed_until=None, last_error=error[:2000])
             )
         self.stats["failed"] += 1
 
@@ -384,6 +408,7 @@ class Sender:
                 stop.wait(2)
             if not handled:
                 stop.wait(idle_seconds)
+        self.pool.shutdown(wait=True)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -397,8 +422,7 @@ async def sender_loop(settings: Settings) -> None:
     try:
         await asyncio.to_thread(sender.run, stop)
     finally:
-        stop.set()
-        sender.pool.shutdown(wait=False)
+        stop.set()  # the thread finishes the calls in flight, releases its other rows, exits
 
 
 def backlog(engine: Engine | None = None) -> dict[str, Any]:

@@ -183,3 +183,42 @@ def test_two_senders_never_send_the_same_row(db, bot_settings, fake_tg, is_pg):
     chats = [int(c.params["chat_id"]) for c in fake_tg.sent()]
     assert len(chats) == 60 and len(set(chats)) == 60
     assert all(s.stats["sent"] > 0 for s in senders)
+
+
+def test_stopping_releases_claimed_rows(db, bot_settings, fake_tg):
+    from app.settings import set_settings
+
+    set_settings(bot_settings.with_overrides(outbox_rate_per_second=2.0))
+    for i in range(6):
+        _queue(db, factories.make_participant(db), f"stop-{i}")
+    sender = Sender()
+    stop = threading.Event()
+    thread = threading.Thread(target=sender.run, args=(stop,))
+    thread.start()
+    deadline = clock.now().timestamp() + 5
+    while not fake_tg.sent() and clock.now().timestamp() < deadline:
+        threading.Event().wait(0.02)
+    stop.set()
+    thread.join(timeout=10)
+    db.expire_all()
+    rows = db.exec(select(OutgoingMessage)).all()
+    sent = [r for r in rows if r.status == OutboxStatus.sent]
+    assert 1 <= len(sent) < 6 and len(sent) == len(fake_tg.sent())
+    # the rest are free for the next sender at once: no lease left behind, no attempt counted
+    rest = [r for r in rows if r.status == OutboxStatus.pending]
+    assert rest and all(r.claimed_until is None and r.attempts == 0 for r in rest)
+
+
+def test_a_row_cancelled_after_the_claim_is_not_sent(db, bot_settings, fake_tg):
+    p = factories.make_participant(db)
+    _queue(db, p, "undo-1")
+    sender = Sender()
+    try:
+        (row,) = sender.claim(10)
+        assert outbox.cancel(db, "undo-1")  # the curator pressed "undo" meanwhile
+        db.commit()
+        sender.deliver(row)
+    finally:
+        sender.close()
+    assert fake_tg.sent() == []
+    assert db.exec(select(OutgoingMessage)).all() == []
