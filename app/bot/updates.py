@@ -150,7 +150,7 @@ def process_update(data: dict[str, Any], *, replay: bool = False) -> str:
             storage.delete(*ctx.stored_keys)
         # Logs carry no personal data: the update id and the error class only.
         log.warning("update %s failed: %s", update_id, type(exc).__name__)
-        error = "".join(traceback.format_exception(exc))[-4000:]
+        error = "".join(traceback.format_exception(exc))[-4000:].replace("\x00", "")
         _record_failure(update_id, data, error)
         return "failed"
 
