@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import logging
 import os
@@ -10,6 +11,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from app.settings import Settings, SettingsError, load_settings, set_settings
 
@@ -230,16 +232,79 @@ def cmd_jobs(args: argparse.Namespace) -> None:
         print("Пробный запуск: ничего не сохранено.")
 
 
+def _bot_settings(args: argparse.Namespace) -> Settings:
+    settings = _settings(args)
+    if not settings.bot_enabled:
+        sys.exit("BOT_TOKEN не задан: бот выключен.")
+    return settings
+
+
+def cmd_bot(args: argparse.Namespace) -> None:
+    import threading
+
+    from app.bot import polling, updates
+    from app.bot.client import ALLOWED_UPDATES, get_bot
+
+    settings = _bot_settings(args)
+    bot = get_bot(settings)
+    if args.action == "poll":
+        from app import sender
+
+        stop = threading.Event()
+        outbox = sender.Sender(settings)
+        thread = threading.Thread(target=outbox.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            polling.run_polling(settings, stop)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+    elif args.action == "set-webhook":
+        if not settings.application_url.startswith("https://"):
+            sys.exit(
+                "APPLICATION_URL должен начинаться с https:// — иначе Telegram не примет вебхук."
+            )
+        url = settings.application_url + "/telegram/webhook"
+        bot.set_webhook(
+            url=url,
+            secret_token=settings.telegram_webhook_secret,
+            allowed_updates=ALLOWED_UPDATES,
+            drop_pending_updates=False,
+        )
+        print(f"Вебхук установлен: {url}")
+    elif args.action == "info":
+        me = bot.get_me()
+        info = bot.get_webhook_info()
+        print(f"Бот: @{me.username} (id {me.id})")
+        print(f"Вебхук: {info.url or 'не установлен (режим опроса)'}")
+        print(f"Ожидают доставки: {info.pending_update_count}")
+        if info.last_error_message:
+            print(f"Последняя ошибка: {info.last_error_message}")
+        allowed: Any = info.allowed_updates
+        if allowed:
+            print(f"Типы обновлений: {', '.join(str(u) for u in allowed)}")
+    elif args.action == "replay":
+        failed = updates.failed_updates()
+        if args.update_id:
+            failed = [(uid, data) for uid, data in failed if uid in set(args.update_id)]
+        done = 0
+        for update_id, data in failed:
+            result = updates.process_update(data, replay=True)
+            print(f"{update_id}: {result}")
+            done += result == "processed"
+        print(f"Обработано заново: {done} из {len(failed)}.")
+
+
 def cmd_worker(args: argparse.Namespace) -> None:
-    """Background work without the web site: the scheduler loop (Ctrl+C stops it)."""
     import asyncio
-    import contextlib
 
-    from app.scheduler import run_scheduler
+    from app import background
 
-    _settings(args)
+    settings = _settings(args)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_scheduler())
+        asyncio.run(background.run_worker(settings))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,6 +348,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--non-interactive", action="store_true", help="ничего не спрашивать")
     p.set_defaults(func=cmd_create_admin)
 
+    p = sub.add_parser("bot", help="Telegram-бот: опрос, вебхук, сведения, повтор обновлений")
+    p.add_argument(
+        "action",
+        choices=["poll", "set-webhook", "info", "replay"],
+        help="poll — запустить только бота (опрос); set-webhook — зарегистрировать вебхук; "
+        "info — что знает Telegram; replay — заново обработать обновления с ошибкой",
+    )
+    p.add_argument("--update-id", type=int, action="append", help="только это обновление (replay)")
+    p.set_defaults(func=cmd_bot)
+
+    p = sub.add_parser(
+        "worker", help="фоновая работа без сайта: отправка сообщений и ежедневные задачи"
+    )
+    p.set_defaults(func=cmd_worker)
+
     p = sub.add_parser("health", help="проверить работу приложения по HEALTHCHECK_API_URL")
     p.add_argument("--url", help="адрес проверки (по умолчанию HEALTHCHECK_API_URL)")
     p.set_defaults(func=cmd_health)
@@ -302,8 +382,6 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--limit", type=int, default=20)
     j.set_defaults(func=cmd_jobs)
 
-    p = sub.add_parser("worker", help="фоновая работа без сайта (планировщик)")
-    p.set_defaults(func=cmd_worker)
     return parser
 
 

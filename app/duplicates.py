@@ -10,12 +10,13 @@ every day looks alike). Rules, measured in tech-notes.md:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import BIT
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col
 
-from app.models import PhotoFlag, Report, ReportPhoto
+from app.models import PhotoFlag, Report, ReportPhoto, phash_bands_sql
 from app.storage import hamming, media_path, open_image, perceptual_hashes
 
 PHASH_MAX = 8
@@ -81,17 +82,27 @@ def find_flag(
     return _nearest(session, base, phash, dhash)
 
 
+def phash_bands(phash: int) -> list[int]:
+    """The same 9 tagged bands as models.phash_bands_sql, computed in Python."""
+    return [((phash >> (band * 7)) & (255 if band == 8 else 127)) + band * 256 for band in range(9)]
+
+
 def _nearest(session: Session, base, phash: int, dhash: int) -> Flag | None:
     if session.get_bind().dialect.name == "postgresql":
-        # Hamming distance in SQL: XOR the 64-bit hashes and count the set bits.
-        pd = sa.func.bit_count(sa.cast(col(ReportPhoto.phash).op("#")(phash), BIT(64)))
-        dd = sa.func.bit_count(sa.cast(col(ReportPhoto.dhash).op("#")(dhash), BIT(64)))
+        # Candidates share a pHash band (GIN index, pigeonhole: distance ≤ 8 → one of 9 bands is
+        # equal); then the exact Hamming distances: XOR, bytes, count the set bits.
+        bands: Any = sa.literal_column(phash_bands_sql("report_photo.phash"))
+        candidates = bands.op("&&")(sa.cast(sa.literal(phash_bands(phash)), ARRAY(sa.Integer)))
+        pd = sa.func.bit_count(sa.func.int8send(col(ReportPhoto.phash).op("#")(phash)))
+        dd = sa.func.bit_count(sa.func.int8send(col(ReportPhoto.dhash).op("#")(dhash)))
         query = (
             base.add_columns(pd.label("pd"))
-            .where(col(ReportPhoto.phash).is_not(None), pd <= PHASH_MAX, dd <= DHASH_MAX)
+            .where(candidates, pd <= PHASH_MAX, dd <= DHASH_MAX)
             .order_by(pd, col(ReportPhoto.id))
             .limit(1)
         )
+        # A parallel plan costs more to start than this index lookup takes (measured).
+        session.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))
         row = session.execute(query).first()
         return Flag(PhotoFlag.near, row[0], int(row[-1])) if row is not None else None
     best: Flag | None = None

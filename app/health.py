@@ -58,11 +58,21 @@ def scheduler_state() -> dict[str, Any]:
     return state
 
 
+def outbox_state() -> dict[str, Any]:
+    from app import sender
+
+    try:
+        return {"ok": True, **sender.backlog()}
+    except Exception as exc:
+        return {"ok": False, "error": type(exc).__name__}
+
+
 def status() -> dict[str, Any]:
     parts = {
         "database": database_state(),
         "storage": storage_state(),
         "bot": bot_state(),
         "scheduler": scheduler_state(),
+        "outbox": outbox_state(),
     }
     return {"ok": all(part["ok"] for part in parts.values()), **parts}

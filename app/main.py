@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app import background
+from app.bot import web as bot_web
 from app.db import get_engine
 from app.settings import Settings, get_settings, set_settings
 from app.web import applications as requests_web
@@ -108,6 +109,9 @@ def routes() -> list:
         Route("/audit", audit_views.audit_list),
         # --- private media (photos, task pictures) ---
         Route("/media/{key:path}", basics.media),
+        # --- Telegram: webhook and the registration WebApp (authenticated by secret/initData) ---
+        Route("/telegram/webhook", bot_web.webhook, methods=["POST"]),
+        Route("/telegram/registration", bot_web.registration_page, methods=["GET", "POST"]),
         # --- operations ---
         Route("/health", basics.health_probe),
         Mount("/static", StaticFiles(directory=ROOT / "static"), name="static"),

@@ -287,11 +287,31 @@ class Report(SQLModel, table=True):
     updated_at: datetime = updated_at_field()
 
 
+def phash_bands_sql(column: str = "phash") -> str:
+    """The pHash cut into 9 bands (8 × 7 bits + 8 bits), each tagged with its band number.
+
+    Two hashes within Hamming distance 8 share at least one band exactly (pigeonhole), so a GIN
+    index on this array finds near-duplicate candidates without scanning a shift's photos.
+    app.duplicates.phash_bands computes the same values in Python.
+    """
+    parts = []
+    for band in range(9):
+        mask = 255 if band == 8 else 127
+        parts.append(f"((({column} >> {band * 7}) & {mask}) + {band * 256})::integer")
+    return "(ARRAY[" + ", ".join(parts) + "])"
+
+
 class ReportPhoto(SQLModel, table=True):
     """One submitted photo (an attempt). All attempts are kept."""
 
     __tablename__ = "report_photo"
-    __table_args__ = (sa.UniqueConstraint("report_id", "attempt", name="uq_report_photo_attempt"),)
+    __table_args__ = (
+        sa.UniqueConstraint("report_id", "attempt", name="uq_report_photo_attempt"),
+        # PostgreSQL only: near-duplicate candidates by pHash band (see phash_bands_sql).
+        sa.Index(
+            "ix_report_photo_phash_bands", sa.text(phash_bands_sql()), postgresql_using="gin"
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     report_id: int = Field(foreign_key="report.id", nullable=False, ondelete="CASCADE")

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from app import clock, days, schedule
 from app.db import session_scope
+from app.settings import Settings
 
 log = logging.getLogger("lomaya.scheduler")
 
@@ -78,3 +79,8 @@ async def run_scheduler(stop: asyncio.Event | None = None, interval: float = TIC
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
     log.info("scheduler stopped")
+
+
+async def scheduler_loop(settings: Settings) -> None:
+    """The scheduler as a background job of the web app and of `lomaya worker`."""
+    await run_scheduler()

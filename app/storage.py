@@ -107,31 +107,58 @@ def _jpeg_bytes(image: Image.Image, quality: int = 85) -> bytes:
     return out.getvalue()
 
 
+def _jpeg_thumbnail(data: bytes) -> tuple[Image.Image, tuple[int, int]] | None:
+    """For a JPEG: its upright thumbnail and upright full size, decoding with JPEG draft mode
+    (DCT scaling, tech-notes.md) instead of the full image. None for other formats."""
+    try:
+        probe = Image.open(io.BytesIO(data))
+        if probe.format not in ("JPEG", "MPO"):
+            return None
+        probe.verify()
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise NotAnImage("image too large")
+        orientation = image.getexif().get(0x0112, 1)
+        image.draft("RGB", THUMB_SIZE)
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise NotAnImage(str(exc)) from exc
+    thumb: Image.Image = ImageOps.exif_transpose(image) or image
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    thumb.thumbnail(THUMB_SIZE)
+    return thumb, (width, height)
+
+
 def store_image(data: bytes, folder: str = "reports", *, reencode: bool = False) -> StoredImage:
     """Verify, store and thumbnail an image; compute its SHA-256 and perceptual hashes.
 
     Photos keep their original bytes when they are JPEG (so the SHA-256 identifies the file a family
     sent); other formats, and everything with `reencode=True` (task pictures), are stored as JPEG.
     """
-    image = open_image(data)
-    image = ImageOps.exif_transpose(image) or image
     sha = hashlib.sha256(data).hexdigest()
-    if reencode or image.format not in ("JPEG", "MPO"):
-        body = _jpeg_bytes(image, quality=90)
+    fast = None if reencode else _jpeg_thumbnail(data)
+    if fast is not None:
+        # A JPEG photo is kept as sent; only a thumbnail is decoded (at reduced scale).
+        body, thumb, (width, height) = data, fast[0], fast[1]
     else:
-        body = data
+        image = open_image(data)
+        image = ImageOps.exif_transpose(image) or image
+        body = _jpeg_bytes(image, quality=90)
+        width, height = image.width, image.height
+        thumb = image.copy()
+        thumb.thumbnail(THUMB_SIZE)
     key = _new_key(folder, ".jpg")
     thumb_key = key.removesuffix(".jpg") + "_t.jpg"
-    thumb = image.copy()
-    thumb.thumbnail(THUMB_SIZE)
     phash, dhash = perceptual_hashes(thumb)
     _write(key, body)
     _write(thumb_key, _jpeg_bytes(thumb, quality=80))
     return StoredImage(
         key=key,
         thumb_key=thumb_key,
-        width=image.width,
-        height=image.height,
+        width=width,
+        height=height,
         size_bytes=len(body),
         sha256=sha,
         phash=phash,

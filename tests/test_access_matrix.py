@@ -29,6 +29,11 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/"): STAFF,
     ("GET", "/media/{key:path}"): STAFF,
+    # Telegram: authenticated by the webhook secret header or the WebApp's signed initData, not by
+    # a staff session (tests/test_bot_*.py check both)
+    ("POST", "/telegram/webhook"): PUBLIC,
+    ("GET", "/telegram/registration"): PUBLIC,
+    ("POST", "/telegram/registration"): PUBLIC,
     # moderation: report queue, request queue
     ("GET", "/reports"): STAFF,
     ("GET", "/reports/{report_id:int}"): STAFF,

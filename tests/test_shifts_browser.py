@@ -20,7 +20,7 @@ def _login(page, live_server, admin):
     page.fill("#email", admin.email)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url(live_server + "/")
+    page.wait_for_url(live_server + "/reports")
 
 
 def test_plan_day_changes_inline_and_archive_toggles(page, live_server, admin, db):

@@ -1,0 +1,48 @@
+"""The pyTelegramBotAPI client, pointed at `settings.telegram_api_url`.
+
+Requests go to `{base}/bot{token}/{method}` and files come from `{base}/file/bot{token}/{path}` — the
+layout of Telegram's self-hosted Bot API server (tech-notes.md). The URLs are module globals of
+`telebot.apihelper`, so there is one bot per process, rebuilt when the token or the base changes.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import telebot
+from telebot import apihelper
+
+from app.settings import Settings, get_settings
+
+# Updates the bot handles (set-webhook and polling ask Telegram for these only).
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+
+_lock = threading.Lock()
+_bot: telebot.TeleBot | None = None
+_key: tuple[str, str] | None = None
+
+
+def configure_api(settings: Settings) -> None:
+    base = settings.telegram_api_url.rstrip("/")
+    setattr(apihelper, "API_URL", base + "/bot{0}/{1}")  # noqa: B010 (typed as None upstream)
+    setattr(apihelper, "FILE_URL", base + "/file/bot{0}/{1}")  # noqa: B010
+    apihelper.CONNECT_TIMEOUT = 5
+    apihelper.READ_TIMEOUT = 30
+
+
+def get_bot(settings: Settings | None = None) -> telebot.TeleBot:
+    """The process's bot with our handlers registered (no network call is made here)."""
+    global _bot, _key
+    settings = settings or get_settings()
+    if not settings.bot_token:
+        raise RuntimeError("BOT_TOKEN is not set")
+    key = (settings.bot_token, settings.telegram_api_url)
+    with _lock:
+        if _bot is None or _key != key:
+            from app.bot import handlers
+
+            configure_api(settings)
+            bot = telebot.TeleBot(settings.bot_token, threaded=False, parse_mode=None)
+            handlers.register(bot)
+            _bot, _key = bot, key
+        return _bot

@@ -1,0 +1,66 @@
+"""Long polling: fetch updates with getUpdates and feed them to the same processing path as the
+webhook (stored by update_id first, so nothing is processed twice)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import requests
+import telebot
+from telebot import apihelper
+
+from app.bot import updates
+from app.bot.client import ALLOWED_UPDATES, get_bot
+from app.settings import Settings
+
+log = logging.getLogger("lomaya.bot")
+
+
+def poll_once(settings: Settings, offset: int, timeout: int = 20) -> int:
+    """One getUpdates round; returns the next offset."""
+    get_bot(settings)  # configures the API URL
+    raw: list[dict[str, Any]] = apihelper.get_updates(
+        settings.bot_token,
+        offset=offset or None,
+        limit=100,
+        timeout=timeout,
+        allowed_updates=ALLOWED_UPDATES,
+        long_polling_timeout=timeout,
+    )
+    for data in raw:
+        update_id = updates.update_id_of(data)
+        if update_id is None:
+            continue
+        updates.process_update(data)
+        offset = max(offset, update_id + 1)
+    return offset
+
+
+def run_polling(settings: Settings, stop: threading.Event, timeout: int = 20) -> None:
+    bot = get_bot(settings)
+    try:
+        bot.delete_webhook(drop_pending_updates=False)
+    except (telebot.apihelper.ApiException, requests.RequestException) as exc:
+        log.warning("deleteWebhook failed: %s", type(exc).__name__)
+    offset = 0
+    log.info("bot polling started")
+    while not stop.is_set():
+        try:
+            offset = poll_once(settings, offset, timeout)
+        except (telebot.apihelper.ApiException, requests.RequestException) as exc:
+            log.warning("getUpdates failed (%s); retrying in 3 s", type(exc).__name__)
+            stop.wait(3)
+        except Exception:  # the database is down: keep the offset, Telegram keeps the update
+            log.exception("polling: an update could not be stored; retrying in 3 s")
+            stop.wait(3)
+
+
+async def polling_loop(settings: Settings) -> None:
+    stop = threading.Event()
+    try:
+        await asyncio.to_thread(run_polling, settings, stop, 10)
+    finally:
+        stop.set()

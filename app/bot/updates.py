@@ -1,0 +1,166 @@
+"""The one update-processing path, shared by the webhook and polling.
+
+1. The raw update is stored by `update_id` (INSERT … ON CONFLICT DO NOTHING) before anything else:
+   a redelivered update is acknowledged and not processed twice.
+2. It is processed by the pyTelegramBotAPI handlers in the same transaction, so the update row, the
+   domain changes and the outbox replies commit together — or not at all.
+3. A handler error rolls that back and records the update with status `failed` and its error in a
+   second transaction, for `lomaya bot replay`; the caller still answers 200. If even that cannot be
+   written (the database is down), the exception propagates and the webhook answers 5xx, so Telegram
+   redelivers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+import telebot
+from sqlmodel import Session, col
+
+from app import clock, storage
+from app.bot.client import get_bot
+from app.db import session_scope
+from app.models import TelegramUpdate, UpdateStatus
+
+log = logging.getLogger("lomaya.bot")
+
+
+@dataclass
+class Context:
+    """What a handler needs: the update's session, its id and the bot (for downloads)."""
+
+    db: Session
+    update_id: int
+    bot: telebot.TeleBot
+    stored_keys: list[str] = field(default_factory=list)
+
+
+_local = threading.local()
+
+
+def current() -> Context:
+    ctx = getattr(_local, "ctx", None)
+    if ctx is None:
+        raise RuntimeError("a bot handler ran outside process_update")
+    return ctx
+
+
+def update_id_of(data: Any) -> int | None:
+    """The update's id when `data` looks like an update at all (else None → a 4xx)."""
+    if not isinstance(data, dict):
+        return None
+    value = data.get("update_id")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        return None
+    return value
+
+
+def _insert(
+    db: Session,
+    update_id: int,
+    data: dict[str, Any],
+    status: UpdateStatus,
+    processed_at: datetime | None = None,
+) -> bool:
+    values = {
+        "update_id": update_id,
+        "payload": data,
+        "status": status,
+        "received_at": clock.now(),
+        "processed_at": processed_at,
+    }
+    table = TelegramUpdate.__table__  # type: ignore[attr-defined]
+    stmt: Any
+    if db.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = (
+            pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=["update_id"])
+        )
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = (
+            sqlite_insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["update_id"])
+        )
+    return db.execute(stmt.returning(table.c.update_id)).first() is not None
+
+
+def _record_failure(update_id: int, data: dict[str, Any], error: str) -> None:
+    with session_scope() as db:
+        if not _insert(db, update_id, data, UpdateStatus.failed):
+            db.execute(
+                sa.update(TelegramUpdate)
+                .where(col(TelegramUpdate.update_id) == update_id)
+                .values(status=UpdateStatus.failed, error=error, processed_at=clock.now())
+            )
+        else:
+            db.execute(
+                sa.update(TelegramUpdate)
+                .where(col(TelegramUpdate.update_id) == update_id)
+                .values(error=error, processed_at=clock.now())
+            )
+
+
+def process_update(data: dict[str, Any], *, replay: bool = False) -> str:
+    """Store and process one raw update; returns "processed", "duplicate" or "failed".
+
+    `replay=True` re-runs a stored `failed` update (the CLI's `lomaya bot replay`).
+    """
+    update_id = update_id_of(data)
+    if update_id is None:
+        raise ValueError("not a Telegram update")
+    bot = get_bot()
+    ctx: Context | None = None
+    try:
+        with session_scope() as db:
+            if replay:
+                row = db.get(TelegramUpdate, update_id, with_for_update=True)
+                if row is None or row.status == UpdateStatus.processed:
+                    return "duplicate"
+            elif not _insert(db, update_id, data, UpdateStatus.processed, clock.now()):
+                # Stored as processed in the same transaction as its effects: either both
+                # commit, or neither (and a failure is recorded separately below).
+                return "duplicate"
+            ctx = Context(db=db, update_id=update_id, bot=bot)
+            _local.ctx = ctx
+            try:
+                update = telebot.types.Update.de_json(data)
+                if update is not None:
+                    bot.process_new_updates([update])
+            finally:
+                _local.ctx = None
+            if replay:
+                db.execute(
+                    sa.update(TelegramUpdate)
+                    .where(col(TelegramUpdate.update_id) == update_id)
+                    .values(status=UpdateStatus.processed, error=None, processed_at=clock.now())
+                )
+        return "processed"
+    except Exception as exc:
+        if ctx is not None:
+            storage.delete(*ctx.stored_keys)
+        # Logs carry no personal data: the update id and the error class only.
+        log.warning("update %s failed: %s", update_id, type(exc).__name__)
+        error = "".join(traceback.format_exception(exc))[-4000:].replace("\x00", "")
+        _record_failure(update_id, data, error)
+        return "failed"
+
+
+def failed_updates(limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
+    with session_scope() as db:
+        rows = db.execute(
+            sa.select(col(TelegramUpdate.update_id), col(TelegramUpdate.payload))
+            .where(col(TelegramUpdate.status) == UpdateStatus.failed)
+            .order_by(col(TelegramUpdate.update_id))
+            .limit(limit)
+        ).all()
+    return [(int(r[0]), dict(r[1])) for r in rows]

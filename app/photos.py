@@ -1,0 +1,213 @@
+"""Photo reports arriving from the bot (product.md §3.4).
+
+`receive` decides what a photo means, in this order: not a participant / no task now → say so without
+downloading; the same `file_unique_id` or SHA-256 already used by this child → "already sent" (not an
+attempt); attempts over / day skipped / already in review or accepted → explain; otherwise the photo is
+stored, flagged for duplicates (the same function the moderation queue uses) and the report goes to
+`reviewing`. The download is a callable given by the adapter, so this module never talks to Telegram.
+Takes a session, never commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app import clock, duplicates, storage
+from app.days import report_day
+from app.models import (
+    Member,
+    MemberStatus,
+    Participant,
+    Report,
+    ReportPhoto,
+    ReportStatus,
+    Shift,
+    ShiftStatus,
+)
+from app.settings import get_settings
+
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # Telegram's getFile limit
+IMAGE_MIME_TYPES = {"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"}
+
+
+class DownloadError(Exception):
+    """Telegram could not give us the file (error, too big, network)."""
+
+    def __init__(self, message: str = "", *, too_big: bool = False) -> None:
+        super().__init__(message)
+        self.too_big = too_big
+
+
+@dataclass(frozen=True)
+class Incoming:
+    file_id: str
+    file_unique_id: str
+    file_size: int | None = None
+    mime_type: str | None = None  # documents only
+
+
+@dataclass
+class Outcome:
+    kind: str  # the bot text to answer with: templates/bot/<kind>.txt
+    context: dict[str, Any] = field(default_factory=dict)
+    report_id: int | None = None
+    photo_id: int | None = None
+    stored_keys: tuple[str, ...] = ()
+
+
+def current_member(session: Session, participant_id: int) -> tuple[Member, Shift] | None:
+    """The participant's active membership in a running (started or finishing) shift."""
+    row = session.exec(
+        select(Member, Shift)
+        .join(Shift, col(Shift.id) == col(Member.shift_id))
+        .where(
+            col(Member.participant_id) == participant_id,
+            col(Member.status) == MemberStatus.active,
+            col(Shift.status).in_([ShiftStatus.started, ShiftStatus.finishing]),
+        )
+        .order_by(col(Shift.started_at).desc())
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def todays_report(session: Session, member: Member, *, lock: bool = False) -> Report | None:
+    query = select(Report).where(
+        col(Report.member_id) == member.id, col(Report.task_date) == report_day(clock.now())
+    )
+    if lock:
+        query = query.with_for_update()
+    return session.exec(query).first()
+
+
+def _used_by_child(
+    session: Session, participant_id: int, *, unique_id: str | None, sha256: str | None
+) -> bool:
+    terms = []
+    if unique_id:
+        terms.append(col(ReportPhoto.telegram_file_unique_id) == unique_id)
+    if sha256:
+        terms.append(col(ReportPhoto.sha256) == sha256)
+    if not terms:
+        return False
+    query = (
+        select(ReportPhoto.id)
+        .join(Report, col(Report.id) == col(ReportPhoto.report_id))
+        .join(Member, col(Member.id) == col(Report.member_id))
+        .where(col(Member.participant_id) == participant_id, sa.or_(*terms))
+        .limit(1)
+    )
+    return session.exec(query).first() is not None
+
+
+def receive(
+    session: Session,
+    participant: Participant | None,
+    incoming: Incoming,
+    download: Callable[[Incoming], bytes],
+) -> Outcome:
+    if participant is None or participant.id is None:
+        return Outcome("photo_not_participant")
+    found = current_member(session, participant.id)
+    if found is None:
+        return Outcome("photo_not_member")
+    member, shift = found
+    report = todays_report(session, member, lock=True)
+    if report is None:
+        return Outcome("photo_no_task")
+    if _used_by_child(session, participant.id, unique_id=incoming.file_unique_id, sha256=None):
+        return Outcome("photo_already_sent", report_id=report.id)
+    if incoming.mime_type is not None and incoming.mime_type.lower() not in IMAGE_MIME_TYPES:
+        return Outcome("photo_not_image", report_id=report.id)
+    if incoming.file_size is not None and incoming.file_size > MAX_DOWNLOAD_BYTES:
+        return Outcome("photo_too_big", report_id=report.id)
+    try:
+        data = download(incoming)
+    except DownloadError as exc:
+        kind = "photo_too_big" if exc.too_big else "photo_download_failed"
+        return Outcome(kind, report_id=report.id)
+    if len(data) > MAX_DOWNLOAD_BYTES:
+        return Outcome("photo_too_big", report_id=report.id)
+    sha = hashlib.sha256(data).hexdigest()
+    if _used_by_child(session, participant.id, unique_id=None, sha256=sha):
+        return Outcome("photo_already_sent", report_id=report.id)
+
+    max_attempts = get_settings().max_photo_attempts
+    status_answer = {
+        ReportStatus.skipped: "photo_day_skipped",
+        ReportStatus.reviewing: "photo_already_reviewing",
+        ReportStatus.approved: "photo_already_approved",
+    }.get(report.status)
+    if status_answer:
+        return Outcome(status_answer, report_id=report.id)
+    if report.photo_count >= max_attempts:
+        return Outcome("photo_attempts_over", {"max_attempts": max_attempts}, report.id)
+
+    try:
+        stored = storage.store_image(data)
+    except storage.NotAnImage:
+        return Outcome("photo_not_image", report_id=report.id)
+    try:
+        return _accept(session, report, shift, incoming, stored)
+    except BaseException:
+        storage.delete(stored.key, stored.thumb_key)
+        raise
+
+
+def _accept(
+    session: Session,
+    report: Report,
+    shift: Shift,
+    incoming: Incoming,
+    stored: storage.StoredImage,
+) -> Outcome:
+    attempt = report.photo_count + 1
+    assert report.id is not None
+    photo = ReportPhoto(
+        report_id=report.id,
+        attempt=attempt,
+        storage_key=stored.key,
+        thumb_key=stored.thumb_key,
+        width=stored.width,
+        height=stored.height,
+        size_bytes=stored.size_bytes,
+        sha256=stored.sha256,
+        phash=stored.phash,
+        dhash=stored.dhash,
+        telegram_file_id=incoming.file_id[:255],
+        telegram_file_unique_id=incoming.file_unique_id[:64] or None,
+    )
+    session.add(photo)
+    session.flush()
+    duplicates.flag_photo(session, photo)
+    now = clock.now()
+    changed = session.execute(
+        sa.update(Report)
+        .where(
+            col(Report.id) == report.id,
+            col(Report.status).in_([ReportStatus.waiting, ReportStatus.declined]),
+            col(Report.photo_count) == report.photo_count,
+        )
+        .values(
+            status=ReportStatus.reviewing, photo_count=attempt, submitted_at=now, updated_at=now
+        )
+    )
+    if not changed.rowcount:  # type: ignore[attr-defined]
+        # Someone else changed the report meanwhile: undo this photo, answer by the new state.
+        raise ConcurrentChange(report.id or 0)
+    return Outcome(
+        "photo_received",
+        {"attempt": attempt, "shift": shift},
+        report.id,
+        photo.id,
+        (stored.key, stored.thumb_key),
+    )
+
+
+class ConcurrentChange(Exception):
+    """The report changed between reading and updating it; the caller's transaction rolls back."""

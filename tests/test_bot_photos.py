@@ -1,0 +1,240 @@
+"""Photo reports end to end: webhook → pyTelegramBotAPI → fake Bot API download → database → outbox."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+from sqlmodel import select
+
+from app.models import OutgoingMessage, PhotoFlag, Report, ReportPhoto, ReportStatus
+from tests import factories
+from tests.bot_support import deliver, document_update, photo_update, post_update, text_update
+
+
+@pytest.fixture
+def member(db, noon, bot_settings):
+    shift = factories.make_shift(db)
+    return factories.make_member(db, shift)
+
+
+def _report(db, member, status=ReportStatus.waiting):
+    return factories.make_report(db, member, day=1, status=status)
+
+
+def _tg(db, member) -> int:
+    from app.models import Participant
+
+    return db.get(Participant, member.participant_id).telegram_id
+
+
+def _answers(db) -> list[str]:
+    db.expire_all()
+    rows = db.exec(select(OutgoingMessage).order_by(OutgoingMessage.id)).all()
+    return [r.kind for r in rows]
+
+
+def test_photo_goes_to_review_and_the_child_is_told(db, bot_client, fake_tg, member):
+    report = _report(db, member)
+    uid = _tg(db, member)
+    r = post_update(bot_client, photo_update(fake_tg, uid, factories.jpeg_bytes(seed=1)))
+    assert r.status_code == 200 and r.json()["result"] == "processed"
+    db.expire_all()
+    report = db.get(Report, report.id)
+    assert report.status == ReportStatus.reviewing
+    assert report.photo_count == 1 and report.submitted_at is not None
+    photo = db.exec(select(ReportPhoto).where(ReportPhoto.report_id == report.id)).one()
+    assert photo.sha256 and photo.phash is not None and photo.flags_checked
+    assert photo.telegram_file_unique_id.startswith("uniq-") and photo.flag is None
+    # the largest size was downloaded, not the thumbnail
+    downloads = [c.params["file_id"] for c in fake_tg.sent("getFile")]
+    assert downloads == [photo.telegram_file_id]
+    assert _answers(db) == ["photo_received"]
+    assert deliver() == 1
+    assert "на проверку" in fake_tg.texts(uid)[0]
+    # it is in the moderation queue's order: reviewing, oldest submitted first
+    queue = db.exec(
+        select(Report.id)
+        .where(Report.status == ReportStatus.reviewing)
+        .order_by(Report.submitted_at, Report.id)
+    ).all()
+    assert queue == [report.id]
+
+
+def test_same_photo_again_is_not_an_attempt(db, bot_client, fake_tg, member):
+    data = factories.jpeg_bytes(seed=2)
+    report = factories.make_report(
+        db, member, day=1, status=ReportStatus.declined, photo_bytes=data
+    )
+    # the declined attempt's bytes, sent again as a new Telegram file
+    uid = _tg(db, member)
+    r = post_update(bot_client, photo_update(fake_tg, uid, data))
+    assert r.status_code == 200
+    db.expire_all()
+    assert db.get(Report, report.id).photo_count == 1
+    assert db.get(Report, report.id).status == ReportStatus.declined
+    assert _answers(db) == ["photo_already_sent"]
+
+
+def test_same_telegram_file_is_recognised_without_download(db, bot_client, fake_tg, member):
+    _report(db, member)
+    uid = _tg(db, member)
+    update = photo_update(fake_tg, uid, factories.jpeg_bytes(seed=3))
+    post_update(bot_client, update)
+    again = dict(update, update_id=update["update_id"] + 1)
+    fake_tg.reset()
+    post_update(bot_client, again)
+    assert fake_tg.sent("getFile") == []
+    assert _answers(db) == ["photo_received", "photo_already_sent"]
+
+
+def test_reencoded_copy_of_another_childs_photo_is_flagged(db, bot_client, fake_tg, member):
+    shift_id = member.shift_id
+    from app.models import Shift
+
+    other = factories.make_member(db, db.get(Shift, shift_id))
+    original = factories.jpeg_bytes(seed=11, size=(1280, 960))
+    factories.make_report(db, other, day=1, status=ReportStatus.approved, photo_bytes=original)
+    report = _report(db, member)
+    image = Image.open(io.BytesIO(original)).resize((960, 720))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=60)
+    post_update(bot_client, photo_update(fake_tg, _tg(db, member), out.getvalue()))
+    db.expire_all()
+    photo = db.exec(select(ReportPhoto).where(ReportPhoto.report_id == report.id)).one()
+    assert photo.flag == PhotoFlag.near and photo.flag_photo_id is not None
+    assert db.get(Report, report.id).status == ReportStatus.reviewing  # flagged, not rejected
+
+
+def test_exact_copy_of_another_childs_photo_is_flagged_exact(db, bot_client, fake_tg, member):
+    from app.models import Shift
+
+    other = factories.make_member(db, db.get(Shift, member.shift_id))
+    original = factories.jpeg_bytes(seed=12)
+    factories.make_report(db, other, day=1, status=ReportStatus.reviewing, photo_bytes=original)
+    report = _report(db, member)
+    post_update(bot_client, photo_update(fake_tg, _tg(db, member), original))
+    db.expire_all()
+    photo = db.exec(select(ReportPhoto).where(ReportPhoto.report_id == report.id)).one()
+    assert photo.flag == PhotoFlag.exact
+    assert _answers(db) == ["photo_received"]
+
+
+def test_pdf_document_is_kindly_refused(db, bot_client, fake_tg, member):
+    report = _report(db, member)
+    update = document_update(
+        fake_tg, _tg(db, member), b"%PDF-1.4 hello", "application/pdf", "a.pdf"
+    )
+    assert post_update(bot_client, update).status_code == 200
+    db.expire_all()
+    assert db.get(Report, report.id).photo_count == 0
+    assert _answers(db) == ["photo_not_image"]
+    assert fake_tg.sent("getFile") == []
+
+
+def test_png_document_counts_as_a_photo(db, bot_client, fake_tg, member):
+    report = _report(db, member)
+    image = Image.new("RGB", (300, 200), (10, 200, 30))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    post_update(bot_client, document_update(fake_tg, _tg(db, member), out.getvalue(), "image/png"))
+    db.expire_all()
+    assert db.get(Report, report.id).status == ReportStatus.reviewing
+
+
+def test_fake_image_document_is_refused_and_nothing_written(db, bot_client, fake_tg, member):
+    report = _report(db, member)
+    post_update(
+        bot_client, document_update(fake_tg, _tg(db, member), b"not a jpeg at all", "image/jpeg")
+    )
+    db.expire_all()
+    assert db.get(Report, report.id).status == ReportStatus.waiting
+    assert db.exec(select(ReportPhoto)).all() == []
+    assert _answers(db) == ["photo_not_image"]
+
+
+def test_download_failure_is_kind_and_writes_nothing(db, bot_client, fake_tg, member):
+    report = _report(db, member)
+    update = photo_update(fake_tg, _tg(db, member), factories.jpeg_bytes(seed=5))
+    fake_tg.fail("getFile", 500)
+    assert post_update(bot_client, update).status_code == 200
+    db.expire_all()
+    assert db.get(Report, report.id).status == ReportStatus.waiting
+    assert _answers(db) == ["photo_download_failed"]
+
+
+def test_album_first_photo_counts_rest_get_one_note(db, bot_client, fake_tg, member):
+    report = _report(db, member)
+    uid = _tg(db, member)
+    for seed in (21, 22, 23):
+        update = photo_update(fake_tg, uid, factories.jpeg_bytes(seed=seed), media_group_id="g1")
+        assert post_update(bot_client, update).status_code == 200
+    db.expire_all()
+    assert db.get(Report, report.id).photo_count == 1
+    assert sorted(_answers(db)) == ["album_note", "photo_received"]
+
+
+def test_sticker_and_text_get_a_hint(db, bot_client, fake_tg, member):
+    uid = _tg(db, member)
+    sticker = {
+        "file_id": "st",
+        "file_unique_id": "stu",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+    }
+    from tests.bot_support import message_update
+
+    post_update(bot_client, message_update(uid, sticker=sticker))
+    post_update(bot_client, text_update(uid, "привет"))
+    assert _answers(db) == ["hint", "hint"]
+    deliver()
+    assert all("фото" in t for t in fake_tg.texts(uid))
+
+
+@pytest.mark.parametrize(
+    ("status", "answer"),
+    [
+        (ReportStatus.skipped, "photo_day_skipped"),
+        (ReportStatus.reviewing, "photo_already_reviewing"),
+        (ReportStatus.approved, "photo_already_approved"),
+    ],
+)
+def test_report_states_are_explained(db, bot_client, fake_tg, member, status, answer):
+    report = _report(db, member, status)
+    before = db.get(Report, report.id).photo_count
+    post_update(bot_client, photo_update(fake_tg, _tg(db, member), factories.jpeg_bytes(seed=31)))
+    db.expire_all()
+    assert db.get(Report, report.id).photo_count == before
+    assert _answers(db) == [answer]
+
+
+def test_attempts_over(db, bot_client, fake_tg, member):
+    report = factories.make_report(db, member, day=1, status=ReportStatus.declined, photos=3)
+    post_update(bot_client, photo_update(fake_tg, _tg(db, member), factories.jpeg_bytes(seed=41)))
+    db.expire_all()
+    assert db.get(Report, report.id).photo_count == 3
+    assert _answers(db) == ["photo_attempts_over"]
+
+
+def test_declined_report_takes_a_new_attempt(db, bot_client, fake_tg, member):
+    report = _report(db, member, ReportStatus.declined)
+    post_update(bot_client, photo_update(fake_tg, _tg(db, member), factories.jpeg_bytes(seed=42)))
+    db.expire_all()
+    report = db.get(Report, report.id)
+    assert report.status == ReportStatus.reviewing and report.photo_count == 2
+
+
+def test_no_task_and_not_member_answer_without_downloading(db, bot_client, fake_tg, member):
+    uid = _tg(db, member)  # a member, but no report today
+    post_update(bot_client, photo_update(fake_tg, uid, factories.jpeg_bytes(seed=51)))
+    post_update(bot_client, photo_update(fake_tg, 999_999, factories.jpeg_bytes(seed=52)))
+    stranger = factories.make_participant(db)
+    post_update(
+        bot_client, photo_update(fake_tg, stranger.telegram_id, factories.jpeg_bytes(seed=53))
+    )
+    assert _answers(db) == ["photo_no_task", "photo_not_participant", "photo_not_member"]
+    assert fake_tg.sent("getFile") == []
