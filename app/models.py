@@ -191,6 +191,15 @@ class Participant(SQLModel, table=True):
     """A child or young person, known by their Telegram id."""
 
     __tablename__ = "participant"
+    __table_args__ = (
+        # PostgreSQL only (extension pg_trgm): phone fragments are matched with a leading wildcard.
+        sa.Index(
+            "ix_participant_phone_trgm",
+            "phone",
+            postgresql_using="gin",
+            postgresql_ops={"phone": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # Nullable so a deleted participant's statistics can stay, anonymised.
@@ -311,6 +320,14 @@ class ReportPhoto(SQLModel, table=True):
         sa.Index(
             "ix_report_photo_phash_bands", sa.text(phash_bands_sql()), postgresql_using="gin"
         ).ddl_if(dialect="postgresql"),
+        # The flagged queue: the few photos with a duplicate flag.
+        sa.Index(
+            "ix_report_photo_flagged",
+            "report_id",
+            "attempt",
+            postgresql_where=sa.text("flag IS NOT NULL"),
+            sqlite_where=sa.text("flag IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
