@@ -271,8 +271,18 @@ class Report(SQLModel, table=True):
         sa.UniqueConstraint("member_id", "day_number", name="uq_report_member_day"),
         # The moderation queue: oldest submitted first, keyset on (submitted_at, id).
         sa.Index("ix_report_queue", "status", "submitted_at", "id"),
-        # The daily job: a shift's reports of one day in one status.
-        sa.Index("ix_report_shift_day_status", "shift_id", "day_number", "status"),
+        # The daily job: a shift's reports of one day in one status. Also covers the results
+        # counts (per day, status, task, accepted attempt): one index-only pass.
+        sa.Index(
+            "ix_report_shift_day_status",
+            "shift_id",
+            "day_number",
+            "status",
+            "task_id",
+            "photo_count",
+        ),
+        # The results ranking: approved reports per member, index-only.
+        sa.Index("ix_report_shift_status_member", "shift_id", "status", "member_id"),
         sa.Index("ix_report_member_status", "member_id", "status"),
     )
 

@@ -4,7 +4,9 @@
   PostgreSQL ≥ 13, so the database owner can create it), for `/participants?q=<digits>`, which
   matches formatted phone fragments with a leading wildcard.
 - Both databases: a partial index of the flagged photos, for `/reports?flagged=1`.
-- Both databases: a covering index for the results of a shift (one index-only aggregate pass).
+- Both databases: ix_report_shift_day_status widened with task_id and photo_count, so the results
+  counts of a shift are one index-only pass (its prefix still serves the daily job), and
+  ix_report_shift_status_member for the results ranking (approved reports per member).
 
 The downgrade drops the indexes and leaves the pg_trgm extension in place (it may serve others).
 
@@ -40,9 +42,19 @@ def upgrade() -> None:
         postgresql_where=sa.text("flag IS NOT NULL"),
         sqlite_where=sa.text("flag IS NOT NULL"),
     )
+    op.drop_index("ix_report_shift_day_status", table_name="report")
+    op.create_index(
+        "ix_report_shift_day_status",
+        "report",
+        ["shift_id", "day_number", "status", "task_id", "photo_count"],
+    )
+    op.create_index("ix_report_shift_status_member", "report", ["shift_id", "status", "member_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_report_shift_status_member", table_name="report")
+    op.drop_index("ix_report_shift_day_status", table_name="report")
+    op.create_index("ix_report_shift_day_status", "report", ["shift_id", "day_number", "status"])
     op.drop_index("ix_report_photo_flagged", table_name="report_photo")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_participant_phone_trgm", table_name="participant")
