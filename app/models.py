@@ -269,8 +269,9 @@ class Report(SQLModel, table=True):
     __tablename__ = "report"
     __table_args__ = (
         sa.UniqueConstraint("member_id", "day_number", name="uq_report_member_day"),
-        # The moderation queue: oldest submitted first, keyset on (submitted_at, id).
-        sa.Index("ix_report_queue", "status", "submitted_at", "id"),
+        # The moderation queue: oldest submitted first, keyset on (submitted_at, id); photo_count
+        # lets the flagged-only filter find the latest photo without visiting the report rows.
+        sa.Index("ix_report_queue", "status", "submitted_at", "id", "photo_count"),
         # The daily job: a shift's reports of one day in one status. Also covers the results
         # counts (per day, status, task, accepted attempt): one index-only pass.
         sa.Index(

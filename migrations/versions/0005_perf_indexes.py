@@ -3,7 +3,8 @@
 - PostgreSQL only: a trigram GIN index on participant.phone (extension pg_trgm, trusted on
   PostgreSQL ≥ 13, so the database owner can create it), for `/participants?q=<digits>`, which
   matches formatted phone fragments with a leading wildcard.
-- Both databases: a partial index of the flagged photos, for `/reports?flagged=1`.
+- Both databases: a partial index of the flagged photos and photo_count added to ix_report_queue,
+  so `/reports?flagged=1` walks the queue index alone and probes the small flagged index.
 - Both databases: ix_report_shift_day_status widened with task_id and photo_count, so the results
   counts of a shift are one index-only pass (its prefix still serves the daily job), and
   ix_report_shift_status_member for the results ranking (approved reports per member).
@@ -42,6 +43,8 @@ def upgrade() -> None:
         postgresql_where=sa.text("flag IS NOT NULL"),
         sqlite_where=sa.text("flag IS NOT NULL"),
     )
+    op.drop_index("ix_report_queue", table_name="report")
+    op.create_index("ix_report_queue", "report", ["status", "submitted_at", "id", "photo_count"])
     op.drop_index("ix_report_shift_day_status", table_name="report")
     op.create_index(
         "ix_report_shift_day_status",
@@ -55,6 +58,8 @@ def downgrade() -> None:
     op.drop_index("ix_report_shift_status_member", table_name="report")
     op.drop_index("ix_report_shift_day_status", table_name="report")
     op.create_index("ix_report_shift_day_status", "report", ["shift_id", "day_number", "status"])
+    op.drop_index("ix_report_queue", table_name="report")
+    op.create_index("ix_report_queue", "report", ["status", "submitted_at", "id"])
     op.drop_index("ix_report_photo_flagged", table_name="report_photo")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_participant_phone_trgm", table_name="participant")
