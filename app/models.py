@@ -191,6 +191,15 @@ class Participant(SQLModel, table=True):
     """A child or young person, known by their Telegram id."""
 
     __tablename__ = "participant"
+    __table_args__ = (
+        # PostgreSQL only (extension pg_trgm): phone fragments are matched with a leading wildcard.
+        sa.Index(
+            "ix_participant_phone_trgm",
+            "phone",
+            postgresql_using="gin",
+            postgresql_ops={"phone": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # Nullable so a deleted participant's statistics can stay, anonymised.
@@ -260,10 +269,21 @@ class Report(SQLModel, table=True):
     __tablename__ = "report"
     __table_args__ = (
         sa.UniqueConstraint("member_id", "day_number", name="uq_report_member_day"),
-        # The moderation queue: oldest submitted first, keyset on (submitted_at, id).
-        sa.Index("ix_report_queue", "status", "submitted_at", "id"),
-        # The daily job: a shift's reports of one day in one status.
-        sa.Index("ix_report_shift_day_status", "shift_id", "day_number", "status"),
+        # The moderation queue: oldest submitted first, keyset on (submitted_at, id); photo_count
+        # lets the flagged-only filter find the latest photo without visiting the report rows.
+        sa.Index("ix_report_queue", "status", "submitted_at", "id", "photo_count"),
+        # The daily job: a shift's reports of one day in one status. Also covers the results
+        # counts (per day, status, task, accepted attempt): one index-only pass.
+        sa.Index(
+            "ix_report_shift_day_status",
+            "shift_id",
+            "day_number",
+            "status",
+            "task_id",
+            "photo_count",
+        ),
+        # The results ranking: approved reports per member, index-only.
+        sa.Index("ix_report_shift_status_member", "shift_id", "status", "member_id"),
         sa.Index("ix_report_member_status", "member_id", "status"),
     )
 
@@ -311,6 +331,14 @@ class ReportPhoto(SQLModel, table=True):
         sa.Index(
             "ix_report_photo_phash_bands", sa.text(phash_bands_sql()), postgresql_using="gin"
         ).ddl_if(dialect="postgresql"),
+        # The flagged queue: the few photos with a duplicate flag.
+        sa.Index(
+            "ix_report_photo_flagged",
+            "report_id",
+            "attempt",
+            postgresql_where=sa.text("flag IS NOT NULL"),
+            sqlite_where=sa.text("flag IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

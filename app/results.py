@@ -42,14 +42,6 @@ def _counts() -> list[Any]:
     ]
 
 
-def _real_members(shift_id: int) -> Any:
-    return (
-        select(Member.id)
-        .join(Participant, col(Participant.id) == Member.participant_id)
-        .where(Member.shift_id == shift_id, col(Participant.is_test).is_(False))
-    )
-
-
 @dataclass(frozen=True)
 class Counts:
     key: int
@@ -68,17 +60,62 @@ class Summary:
     by_attempt: dict[int, int]  # approved reports by the attempt that was accepted
 
 
+def _planner_prefers_index_order(db: Session, on: bool) -> None:
+    """PostgreSQL: aggregate in the covering index's order (an index-only scan streaming into a
+    GroupAggregate, measured ~150 ms on 1,000,000 reports) rather than the planner's own pick, a
+    sequential scan into a hash aggregate (~300 ms). Scoped to one statement."""
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    if on:
+        db.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        db.execute(sa.text("SET LOCAL enable_hashagg = off"))
+    else:
+        db.execute(sa.text("RESET enable_seqscan"))
+        db.execute(sa.text("RESET enable_hashagg"))
+
+
+def _grouped_counts(db: Session, shift_id: int, test_only: bool) -> list[Any]:
+    query = select(  # type: ignore[call-overload]
+        Report.day_number, Report.status, Report.task_id, Report.photo_count, sa.func.count()
+    ).where(col(Report.shift_id) == shift_id)
+    if test_only:
+        query = query.where(col(Report.member_id).in_(_test_members(shift_id)))
+    # The order of ix_report_shift_day_status (shift_id, day_number, status, task_id, photo_count).
+    query = query.group_by(
+        col(Report.day_number), col(Report.status), col(Report.task_id), col(Report.photo_count)
+    )
+    if test_only:
+        return list(db.exec(query).all())
+    _planner_prefers_index_order(db, True)
+    try:
+        return list(db.exec(query).all())
+    finally:
+        _planner_prefers_index_order(db, False)
+
+
+def _test_members(shift_id: int) -> Any:
+    return (
+        select(Member.id)
+        .join(Participant, col(Participant.id) == Member.participant_id)
+        .where(Member.shift_id == shift_id, col(Participant.is_test).is_(True))
+    )
+
+
 def summary(db: Session, shift: Shift) -> Summary:
-    """Per-day, per-task and per-attempt counts from one pass over the shift's reports."""
-    rows = db.exec(
-        select(  # type: ignore[call-overload]
-            Report.day_number, Report.task_id, Report.status, Report.photo_count, sa.func.count()
-        )
-        .where(col(Report.shift_id) == shift.id, col(Report.member_id).in_(_real_members(shift.id)))  # type: ignore[arg-type]
-        .group_by(
-            col(Report.day_number), col(Report.task_id), col(Report.status), col(Report.photo_count)
-        )
-    ).all()
+    """Per-day, per-task and per-attempt counts.
+
+    One index-only pass over the shift's reports, without joins, then the (few) test participants'
+    reports counted separately and subtracted: filtering them out row by row would cost a join or
+    a lookup for each of a million reports."""
+    assert shift.id is not None
+    counted: dict[tuple[int, str, int, int], int] = {}
+    for day_number, status, task_id, photo_count, count in _grouped_counts(db, shift.id, False):
+        group = (int(day_number), getattr(status, "value", status), int(task_id), int(photo_count))
+        counted[group] = counted.get(group, 0) + int(count)
+    for day_number, status, task_id, photo_count, count in _grouped_counts(db, shift.id, True):
+        group = (int(day_number), getattr(status, "value", status), int(task_id), int(photo_count))
+        counted[group] -= int(count)
+    rows = [(d, t, s, p, n) for (d, s, t, p), n in counted.items() if n]
     days: dict[int, dict[str, int]] = {}
     tasks: dict[int, dict[str, int]] = {}
     by_attempt: dict[int, int] = {}
@@ -190,10 +227,59 @@ def ranked(rows: Any) -> Iterator[Ranked]:
 
 
 def ranking(db: Session, shift: Shift, limit: int | None = None) -> list[Ranked]:
-    query = _member_rows_query(shift.id)  # type: ignore[arg-type]
+    """The first `limit` places (all without a limit), in the same order and places as the export.
+
+    Two statements instead of one grouping of every report by member: the places need only each
+    member's approved count (an index-only pass over the approved reports), and the other counts
+    are fetched for the members on the page alone."""
+    assert shift.id is not None
+    approved_counts = (
+        select(Report.member_id, sa.func.count().label("n"))
+        .where(col(Report.shift_id) == shift.id, col(Report.status) == ReportStatus.approved)
+        .group_by(col(Report.member_id))
+        .subquery()
+    )
+    approved = sa.func.coalesce(approved_counts.c.n, 0)
+    query = (
+        sa.select(  # type: ignore[call-overload]
+            Member.id,
+            Participant.name,
+            Participant.surname,
+            Participant.city,
+            Member.status,
+            approved.label("approved"),
+            sa.func.rank().over(order_by=approved.desc()).label("place"),
+        )
+        .join(Participant, col(Participant.id) == Member.participant_id)
+        .outerjoin(approved_counts, approved_counts.c.member_id == Member.id)
+        .where(col(Member.shift_id) == shift.id, col(Participant.is_test).is_(False))
+        .order_by(approved.desc(), col(Participant.surname), col(Participant.name), col(Member.id))
+    )
     if limit:
         query = query.limit(limit)
-    return list(ranked(db.execute(query)))
+    top = db.execute(query).all()
+    if not top:
+        return []
+    others: dict[int, dict[str, int]] = {row[0]: dict.fromkeys(COUNTED, 0) for row in top}
+    for member_id, status, count in db.execute(
+        sa.select(col(Report.member_id), col(Report.status), sa.func.count())
+        .where(col(Report.member_id).in_(list(others)))
+        .group_by(col(Report.member_id), col(Report.status))
+    ):
+        others[member_id][getattr(status, "value", status)] = int(count)
+    return [
+        Ranked(
+            int(place),
+            member_id,
+            name,
+            surname,
+            city,
+            getattr(status, "value", status),
+            int(approved),
+            *(others[member_id][s] for s in COUNTED[1:]),
+        )
+        for member_id, name, surname, city, status, approved, place in top
+    ]
 
 
 def stream_ranking(db: Session, shift_id: int) -> Iterator[Ranked]:

@@ -1,6 +1,6 @@
 """Benchmark of the admin screens and exports on PostgreSQL (run by hand, prints figures).
 
-    uv run python bench/admin.py [--base postgresql://postgres@127.0.0.1:5432/postgres] [--keep]
+    uv run python -m bench.admin [--base postgresql://postgres@127.0.0.1:5432/postgres] [--keep]
 
 Creates its own database (lomaya_bench_admin), bulk-loads 100,000 participants and a shift of
 10,000 members × 100 days = 1,000,000 reports with INSERT … SELECT generate_series, then times the
@@ -242,7 +242,8 @@ def main() -> None:
             subprocess.run(
                 [
                     sys.executable,
-                    __file__,
+                    "-m",
+                    "bench.admin",  # as a module: bench/queue.py would shadow the stdlib queue
                     "--export",
                     ext,
                     "--db-url",
@@ -251,6 +252,7 @@ def main() -> None:
                     data_dir,
                 ],
                 check=True,
+                cwd=ROOT,
             )
     if not args.keep:
         server_url, _ = _urls(args.base)

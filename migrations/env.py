@@ -22,8 +22,23 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
+def _include_object(connection):
+    """Leave out of autogenerate/check the indexes meant for another dialect (Index.ddl_if)."""
+
+    def include(obj, name, type_, reflected, compare_to) -> bool:
+        ddl_if = getattr(obj, "_ddl_if", None)
+        dialect = getattr(ddl_if, "dialect", None)
+        if type_ == "index" and not reflected and dialect:
+            dialects = (dialect,) if isinstance(dialect, str) else tuple(dialect)
+            return connection.dialect.name in dialects
+        return True
+
+    return include
+
+
 def _run(connection) -> None:
     context.configure(
+        include_object=_include_object(connection),
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",

@@ -110,3 +110,24 @@ def test_xlsx_export_opens_with_headers_and_totals(expert_client, db):
     days = list(book["По дням"].iter_rows(values_only=True))
     assert days[0][0] == "День" and sum(r[2] for r in days[1:]) == 4
     book.close()
+
+
+def test_ranking_counts_every_status_and_a_page_matches_the_export(db):
+    shift, *_ = _arrange(db)
+    ranking = results.ranking(db, shift)
+    counts = {r.name: (r.approved, r.declined, r.skipped, r.waiting, r.reviewing) for r in ranking}
+    assert counts == {"Аня": (2, 0, 0, 0, 0), "Боря": (2, 1, 0, 0, 0), "Катя": (0, 0, 1, 1, 1)}
+    assert results.ranking(db, shift, limit=2) == ranking[:2]
+    assert list(results.stream_ranking(db, shift.id)) == ranking
+
+
+def test_counts_leave_out_a_test_participant_with_the_same_days_and_attempts(db):
+    shift, *_ = _arrange(db)
+    before = results.summary(db, shift)
+    # A second test participant whose reports fall into exactly the same groups as Аня's.
+    twin = factories.make_member(
+        db, shift, factories.make_participant(db, name="Тест2", surname="Т", is_test=True)
+    )
+    factories.make_report(db, twin, 1, ReportStatus.approved, photos=1)
+    factories.make_report(db, twin, 2, ReportStatus.approved, photos=3)
+    assert results.summary(db, shift) == before
