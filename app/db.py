@@ -92,6 +92,17 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         session.close()
 
 
+def dialect_insert(session: Session, table: sa.Table) -> Any:
+    """The dialect's INSERT construct, which has `on_conflict_do_nothing` (PostgreSQL and SQLite)."""
+    if is_postgres(session):
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
 def is_postgres(session_or_engine: Session | Engine) -> bool:
     bind = (
         session_or_engine.get_bind()

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app import days, final_message
+from app.db import dialect_insert
 from app.members import balances
 from app.models import (
     JobRun,
@@ -58,20 +59,10 @@ _shift = Shift.__table__  # type: ignore[attr-defined]
 # --- bookkeeping -------------------------------------------------------------------------------
 
 
-def _insert(session: Session, table: sa.Table) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table)
-
-
 def claim(session: Session, job: str, day: date, now: datetime) -> bool:
     """Take the (job, day) run; False if it was already taken (then do nothing)."""
     stmt = (
-        _insert(session, _job_run)
+        dialect_insert(session, _job_run)
         .values(job=job, day=day, started_at=now, details={})
         .on_conflict_do_nothing(index_elements=["job", "day"])
         .returning(_job_run.c.id)
@@ -574,7 +565,7 @@ def transitions(session: Session, now: datetime) -> dict[str, Any]:
     if finished:
         # Bookkeeping only (the guarded UPDATE above is the once-only guarantee): one row per day.
         day = days.report_day(now)
-        stmt = _insert(session, _job_run).values(
+        stmt = dialect_insert(session, _job_run).values(
             job="transitions", day=day, started_at=now, finished_at=now, details=details
         )
         stmt = stmt.on_conflict_do_update(

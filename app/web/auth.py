@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlparse
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -11,16 +10,14 @@ from starlette.responses import RedirectResponse, Response
 
 from app import accounts
 from app.db import session_scope
-from app.web.common import load_staff, render
+from app.web.common import load_staff, render, safe_next
 
 FAILED = "Неверная почта или пароль."
 
 
 def _safe_next(value: str | None) -> str:
     # Only local paths: never send a fresh login to another site. Curators start at the queue.
-    if not value or not value.startswith("/") or value.startswith("//") or urlparse(value).netloc:
-        return "/reports"
-    return value
+    return safe_next(value, "/reports")
 
 
 def _client_ip(request: Request) -> str:

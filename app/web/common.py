@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -110,6 +110,14 @@ def csrf_token(request: Request) -> str:
         token = secrets.token_urlsafe(32)
         request.session["csrf"] = token
     return token
+
+
+def safe_next(value: Any, default: str = "/") -> str:
+    """A local path to go to next; anything else (another site, garbage) gives `default`."""
+    text = str(value or "")
+    if not text.startswith("/") or text.startswith("//") or "\\" in text or urlparse(text).netloc:
+        return default
+    return text
 
 
 def is_htmx(request: Request) -> bool:

@@ -7,7 +7,7 @@ the `_card.html` partial plus an out-of-band update of the header counter.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
@@ -17,14 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from app import moderation
 from app.models import Staff
 from app.settings import get_settings
-from app.web.common import form, int_param, is_htmx, render, staff_view
-
-
-def safe_next(value: Any, default: str = "/reports") -> str:
-    text = str(value or "")
-    if not text.startswith("/") or text.startswith("//") or urlparse(text).netloc:
-        return default
-    return text
+from app.web.common import form, int_param, is_htmx, render, safe_next, staff_view
 
 
 def flash(request: Request, message: str) -> None:
@@ -128,7 +121,7 @@ def _respond(
         return render(request, "reports/card.html", ctx, status_code=400)
     if notice:
         flash(request, notice)
-    return RedirectResponse(safe_next(form(request).get("next")), status_code=303)
+    return RedirectResponse(safe_next(form(request).get("next"), "/reports"), status_code=303)
 
 
 def _decide(request: Request, db: Session, staff: Staff, approve: bool) -> Response:
