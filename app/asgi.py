@@ -1,11 +1,17 @@
 """The ASGI entry point for uvicorn and other servers: `uvicorn app.asgi:app`."""
 
 import logging
+import sys
 
 from app.main import create_app
-from app.settings import get_settings
+from app.settings import SettingsError, get_settings
 
+try:
+    settings = get_settings()
+except SettingsError as exc:
+    # One clear line naming the variable, not a traceback.
+    sys.exit(f"Ошибка настройки: {exc}")
 logging.basicConfig(
-    level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
 )
-app = create_app()
+app = create_app(settings)

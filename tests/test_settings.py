@@ -97,3 +97,36 @@ def test_cli_stops_with_one_line_naming_the_variable(monkeypatch, capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["migrate", "check"])
     assert "SEND_NEW_TASK_HOUR" in str(stop.value.code)
+
+
+def test_env_example_lists_every_setting():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    read = set(re.findall(r'get\("([A-Z_]+)"', (root / "app" / "settings.py").read_text()))
+    listed = set(re.findall(r"^([A-Z_]+)=", (root / ".env.example").read_text(), re.M))
+    assert read - listed == set(), "add these to .env.example"
+    assert listed - read == set(), ".env.example lists settings nobody reads"
+
+
+def test_asgi_entry_point_stops_with_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    env["SEND_NEW_TASK_HOUR"] = "25"
+    env["SECRET_KEY"] = "s" * 32
+    result = subprocess.run(
+        [sys.executable, "-c", "import app.asgi"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Ошибка настройки: SEND_NEW_TASK_HOUR: expected a number from 0 to 23, got 25"
+    ]
