@@ -130,9 +130,17 @@ def flag_photo(session: Session, photo: ReportPhoto) -> Flag | None:
         exclude_photo_id=photo.id,
         exclude_report_id=photo.report_id,
     )
-    photo.flag = flag.kind if flag else None
-    photo.flag_photo_id = flag.photo_id if flag else None
-    photo.flag_distance = flag.distance if flag else None
-    photo.flags_checked = True
+    for name, value in flag_values(flag).items():
+        setattr(photo, name, value)
     session.add(photo)
     return flag
+
+
+def flag_values(flag: Flag | None) -> dict[str, Any]:
+    """The ReportPhoto columns that record a (possibly absent) flag."""
+    return {
+        "flag": flag.kind if flag else None,
+        "flag_photo_id": flag.photo_id if flag else None,
+        "flag_distance": flag.distance if flag else None,
+        "flags_checked": True,
+    }

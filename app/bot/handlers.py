@@ -220,13 +220,22 @@ def _download(bot: telebot.TeleBot):
 
 def _photo(message: types.Message, incoming: photos.Incoming) -> None:
     ctx = current()
-    p = _participant(ctx, message.from_user)
+    user = message.from_user
+    found = (
+        photos.situation(ctx.db, user.id, incoming.file_unique_id)
+        if user is not None
+        else photos.Situation(None)
+    )
+    p = found.participant
+    if p is not None and p.is_bot_blocked:
+        p.is_bot_blocked = False  # they wrote again
+        ctx.db.add(p)
     if message.media_group_id:
         # The album's first photo to arrive counts; the others get one note, once.
         key = f"album:{message.chat.id}:{message.media_group_id}"
         if not reply(ctx, message.chat.id, p, "album_note", key=key):
             return
-    outcome = photos.receive(ctx.db, p, incoming, _download(ctx.bot))
+    outcome = photos.receive(ctx.db, found, incoming, _download(ctx.bot))
     ctx.stored_keys.extend(outcome.stored_keys)
     reply(ctx, message.chat.id, p, outcome.kind, context=outcome.context)
 
