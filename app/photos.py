@@ -10,6 +10,7 @@ Takes a session, never commits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,28 +86,38 @@ def todays_report(session: Session, member: Member, *, lock: bool = False) -> Re
     return session.exec(query).first()
 
 
-def _used_by_child_clause(participant_id: Any, *, unique_id: str | None, sha256: str | None):
-    """EXISTS: a photo of this child (any shift) with this `file_unique_id` or SHA-256."""
-    terms = []
-    if unique_id:
-        terms.append(col(ReportPhoto.telegram_file_unique_id) == unique_id)
-    if sha256:
-        terms.append(col(ReportPhoto.sha256) == sha256)
-    if not terms:
-        return sa.false()
-    return sa.exists(
-        sa.select(col(ReportPhoto.id))
-        .join(Report, col(Report.id) == col(ReportPhoto.report_id))
-        .join(Member, col(Member.id) == col(Report.member_id))
-        .where(col(Member.participant_id) == participant_id, sa.or_(*terms))
+@functools.cache
+def _used_by_child_query() -> Any:
+    """Whether a photo of this child (any shift) has this `file_unique_id` or SHA-256 (parameters
+    `participant_id`, `unique_id`, `sha256`; None matches nothing). Built once."""
+    return sa.select(
+        sa.exists(
+            sa.select(col(ReportPhoto.id))
+            .join(Report, col(Report.id) == col(ReportPhoto.report_id))
+            .join(Member, col(Member.id) == col(Report.member_id))
+            .where(
+                col(Member.participant_id) == sa.bindparam("participant_id", type_=sa.Integer),
+                sa.or_(
+                    col(ReportPhoto.telegram_file_unique_id)
+                    == sa.bindparam("unique_id", type_=sa.String),
+                    col(ReportPhoto.sha256) == sa.bindparam("sha256", type_=sa.String),
+                ),
+            )
+        )
     )
 
 
 def _used_by_child(
     session: Session, participant_id: int, *, unique_id: str | None, sha256: str | None
 ) -> bool:
-    clause = _used_by_child_clause(participant_id, unique_id=unique_id, sha256=sha256)
-    return bool(session.execute(sa.select(clause)).scalar())
+    if not unique_id and not sha256:
+        return False
+    params = {
+        "participant_id": participant_id,
+        "unique_id": unique_id or None,
+        "sha256": sha256 or None,
+    }
+    return bool(session.execute(_used_by_child_query(), params).scalar())
 
 
 @dataclass
@@ -120,9 +131,10 @@ class Situation:
     already_sent: bool = False
 
 
-def situation(session: Session, telegram_id: int, unique_id: str | None) -> Situation:
-    """Everything `receive` checks before downloading, in one query for the usual case (a member
-    with today's report); the rarer cases take the step-by-step path with the same rules."""
+@functools.cache
+def _situation_query() -> Any:
+    """Built once (statement construction costs more than the lookup): parameters `telegram_id`,
+    `unique_id` (None matches nothing) and `today`."""
     current = (
         sa.select(
             col(Member.id).label("member_id"),
@@ -132,7 +144,7 @@ def situation(session: Session, telegram_id: int, unique_id: str | None) -> Situ
         .join(Shift, col(Shift.id) == col(Member.shift_id))
         .join(Participant, col(Participant.id) == col(Member.participant_id))
         .where(
-            col(Participant.telegram_id) == telegram_id,
+            col(Participant.telegram_id) == sa.bindparam("telegram_id", type_=sa.BigInteger),
             col(Participant.deleted_at).is_(None),
             col(Member.status) == MemberStatus.active,
             col(Shift.status).in_([ShiftStatus.started, ShiftStatus.finishing]),
@@ -141,8 +153,16 @@ def situation(session: Session, telegram_id: int, unique_id: str | None) -> Situ
         .limit(1)
         .subquery()
     )
-    used = _used_by_child_clause(current.c.participant_id, unique_id=unique_id, sha256=None)
-    row = session.execute(
+    used = sa.exists(
+        sa.select(col(ReportPhoto.id))
+        .join(Report, col(Report.id) == col(ReportPhoto.report_id))
+        .join(Member, col(Member.id) == col(Report.member_id))
+        .where(
+            col(Member.participant_id) == current.c.participant_id,
+            col(ReportPhoto.telegram_file_unique_id) == sa.bindparam("unique_id", type_=sa.String),
+        )
+    )
+    return (
         sa.select(Participant, Shift, Report, used)
         .select_from(current)
         .join(Participant, col(Participant.id) == current.c.participant_id)
@@ -151,10 +171,23 @@ def situation(session: Session, telegram_id: int, unique_id: str | None) -> Situ
             Report,
             sa.and_(
                 col(Report.member_id) == current.c.member_id,
-                col(Report.task_date) == report_day(clock.now()),
+                col(Report.task_date) == sa.bindparam("today", type_=sa.Date),
             ),
         )
         .with_for_update(of=Report)
+    )
+
+
+def situation(session: Session, telegram_id: int, unique_id: str | None) -> Situation:
+    """Everything `receive` checks before downloading, in one query for the usual case (a member
+    with today's report); the rarer cases take the step-by-step path with the same rules."""
+    row = session.execute(
+        _situation_query(),
+        {
+            "telegram_id": telegram_id,
+            "unique_id": unique_id or None,
+            "today": report_day(clock.now()),
+        },
     ).first()
     if row is not None:
         return Situation(row[0], row[1], row[2], bool(row[3]))
