@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import clock, duplicates, storage
+from app import clock, duplicates, registration, storage
 from app.days import report_day
 from app.models import (
     Member,
@@ -191,11 +191,7 @@ def situation(session: Session, telegram_id: int, unique_id: str | None) -> Situ
     ).first()
     if row is not None:
         return Situation(row[0], row[1], row[2], bool(row[3]))
-    participant = session.exec(
-        select(Participant).where(
-            col(Participant.telegram_id) == telegram_id, col(Participant.deleted_at).is_(None)
-        )
-    ).first()
+    participant = registration.participant_by_telegram(session, telegram_id)
     if participant is None or participant.id is None:
         return Situation(None)
     found = current_member(session, participant.id)
