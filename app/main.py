@@ -142,6 +142,12 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     async def lifespan(app: Starlette):
         get_engine(settings)
         tasks = background.start(settings) if start_background else []
+        if settings.bot_enabled:  # bot start-up imports before the freeze below, not in a request
+            from app import storage
+            from app.bot.client import get_bot
+
+            get_bot(settings)
+            storage.warm_up()
         # Start-up garbage is permanent: freeze it so GC passes stay short (tech-notes: p99 tails).
         gc.collect()
         gc.freeze()

@@ -10,6 +10,7 @@ Takes a session, never commits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import clock, duplicates, storage
+from app import clock, duplicates, registration, storage
 from app.days import report_day
 from app.models import (
     Member,
@@ -85,42 +86,139 @@ def todays_report(session: Session, member: Member, *, lock: bool = False) -> Re
     return session.exec(query).first()
 
 
+@functools.cache
+def _used_by_child_query() -> Any:
+    """Whether a photo of this child (any shift) has this `file_unique_id` or SHA-256 (parameters
+    `participant_id`, `unique_id`, `sha256`; None matches nothing). Built once."""
+    return sa.select(
+        sa.exists(
+            sa.select(col(ReportPhoto.id))
+            .join(Report, col(Report.id) == col(ReportPhoto.report_id))
+            .join(Member, col(Member.id) == col(Report.member_id))
+            .where(
+                col(Member.participant_id) == sa.bindparam("participant_id", type_=sa.Integer),
+                sa.or_(
+                    col(ReportPhoto.telegram_file_unique_id)
+                    == sa.bindparam("unique_id", type_=sa.String),
+                    col(ReportPhoto.sha256) == sa.bindparam("sha256", type_=sa.String),
+                ),
+            )
+        )
+    )
+
+
 def _used_by_child(
     session: Session, participant_id: int, *, unique_id: str | None, sha256: str | None
 ) -> bool:
-    terms = []
-    if unique_id:
-        terms.append(col(ReportPhoto.telegram_file_unique_id) == unique_id)
-    if sha256:
-        terms.append(col(ReportPhoto.sha256) == sha256)
-    if not terms:
+    if not unique_id and not sha256:
         return False
-    query = (
-        select(ReportPhoto.id)
+    params = {
+        "participant_id": participant_id,
+        "unique_id": unique_id or None,
+        "sha256": sha256 or None,
+    }
+    return bool(session.execute(_used_by_child_query(), params).scalar())
+
+
+@dataclass
+class Situation:
+    """Who sent a photo and what it can count for: the participant, their running shift, today's
+    report (locked FOR UPDATE) and whether this child already sent this Telegram file."""
+
+    participant: Participant | None
+    shift: Shift | None = None
+    report: Report | None = None
+    already_sent: bool = False
+
+
+@functools.cache
+def _situation_query() -> Any:
+    """Built once (statement construction costs more than the lookup): parameters `telegram_id`,
+    `unique_id` (None matches nothing) and `today`."""
+    current = (
+        sa.select(
+            col(Member.id).label("member_id"),
+            col(Member.participant_id).label("participant_id"),
+            col(Shift.id).label("shift_id"),
+        )
+        .join(Shift, col(Shift.id) == col(Member.shift_id))
+        .join(Participant, col(Participant.id) == col(Member.participant_id))
+        .where(
+            col(Participant.telegram_id) == sa.bindparam("telegram_id", type_=sa.BigInteger),
+            col(Participant.deleted_at).is_(None),
+            col(Member.status) == MemberStatus.active,
+            col(Shift.status).in_([ShiftStatus.started, ShiftStatus.finishing]),
+        )
+        .order_by(col(Shift.started_at).desc())
+        .limit(1)
+        .subquery()
+    )
+    used = sa.exists(
+        sa.select(col(ReportPhoto.id))
         .join(Report, col(Report.id) == col(ReportPhoto.report_id))
         .join(Member, col(Member.id) == col(Report.member_id))
-        .where(col(Member.participant_id) == participant_id, sa.or_(*terms))
-        .limit(1)
+        .where(
+            col(Member.participant_id) == current.c.participant_id,
+            col(ReportPhoto.telegram_file_unique_id) == sa.bindparam("unique_id", type_=sa.String),
+        )
     )
-    return session.exec(query).first() is not None
+    return (
+        sa.select(Participant, Shift, Report, used)
+        .select_from(current)
+        .join(Participant, col(Participant.id) == current.c.participant_id)
+        .join(Shift, col(Shift.id) == current.c.shift_id)
+        .join(
+            Report,
+            sa.and_(
+                col(Report.member_id) == current.c.member_id,
+                col(Report.task_date) == sa.bindparam("today", type_=sa.Date),
+            ),
+        )
+        .with_for_update(of=Report)
+    )
+
+
+def situation(session: Session, telegram_id: int, unique_id: str | None) -> Situation:
+    """Everything `receive` checks before downloading, in one query for the usual case (a member
+    with today's report); the rarer cases take the step-by-step path with the same rules."""
+    row = session.execute(
+        _situation_query(),
+        {
+            "telegram_id": telegram_id,
+            "unique_id": unique_id or None,
+            "today": report_day(clock.now()),
+        },
+    ).first()
+    if row is not None:
+        return Situation(row[0], row[1], row[2], bool(row[3]))
+    participant = registration.participant_by_telegram(session, telegram_id)
+    if participant is None or participant.id is None:
+        return Situation(None)
+    found = current_member(session, participant.id)
+    if found is None:
+        return Situation(participant)
+    member, shift = found
+    report = todays_report(session, member, lock=True)
+    if report is None:
+        return Situation(participant, shift)
+    used_before = _used_by_child(session, participant.id, unique_id=unique_id, sha256=None)
+    return Situation(participant, shift, report, used_before)
 
 
 def receive(
     session: Session,
-    participant: Participant | None,
+    found: Situation,
     incoming: Incoming,
     download: Callable[[Incoming], bytes],
 ) -> Outcome:
+    participant, shift, report = found.participant, found.shift, found.report
     if participant is None or participant.id is None:
         return Outcome("photo_not_participant")
-    found = current_member(session, participant.id)
-    if found is None:
+    if shift is None:
         return Outcome("photo_not_member")
-    member, shift = found
-    report = todays_report(session, member, lock=True)
     if report is None:
         return Outcome("photo_no_task")
-    if _used_by_child(session, participant.id, unique_id=incoming.file_unique_id, sha256=None):
+    if found.already_sent:
         return Outcome("photo_already_sent", report_id=report.id)
     if incoming.mime_type is not None and incoming.mime_type.lower() not in IMAGE_MIME_TYPES:
         return Outcome("photo_not_image", report_id=report.id)
@@ -168,6 +266,17 @@ def _accept(
 ) -> Outcome:
     attempt = report.photo_count + 1
     assert report.id is not None
+    # The flag is known before the insert (the photo is not in the table yet, and earlier attempts
+    # of this report are excluded, as flag_photo does), so the row is written once.
+    flag = duplicates.find_flag(
+        session,
+        report.shift_id,
+        sha256=stored.sha256,
+        file_unique_id=incoming.file_unique_id[:64] or None,
+        phash=stored.phash,
+        dhash=stored.dhash,
+        exclude_report_id=report.id,
+    )
     photo = ReportPhoto(
         report_id=report.id,
         attempt=attempt,
@@ -181,10 +290,10 @@ def _accept(
         dhash=stored.dhash,
         telegram_file_id=incoming.file_id[:255],
         telegram_file_unique_id=incoming.file_unique_id[:64] or None,
+        **duplicates.flag_values(flag),
     )
     session.add(photo)
     session.flush()
-    duplicates.flag_photo(session, photo)
     now = clock.now()
     changed = session.execute(
         sa.update(Report)

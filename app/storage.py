@@ -72,6 +72,11 @@ def perceptual_hashes(image: Image.Image) -> tuple[int, int]:
     return hash_to_int(imagehash.phash(image)), hash_to_int(imagehash.dhash(image))
 
 
+def warm_up() -> None:
+    """Load the hashing code (scipy) at start-up rather than in the first photo's request."""
+    perceptual_hashes(Image.new("L", (32, 32)))
+
+
 def open_image(data: bytes) -> Image.Image:
     """Open and verify `data` as an accepted image; raises NotAnImage."""
     try:

@@ -8,10 +8,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-import sqlalchemy as sa
-
 ROOT = Path(__file__).resolve().parent.parent
+# bench/queue.py (the moderation benchmark, run as `-m bench.queue`) would shadow the standard
+# `queue` module that psycopg imports when a script here is run as `python bench/<name>.py`: put this
+# folder after the standard library (the scripts import this module before psycopg is loaded).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.append(str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
 
 PG_SERVER = os.environ.get("BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

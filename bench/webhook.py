@@ -18,7 +18,6 @@ import http.client
 import io
 import json
 import os
-import queue
 import random
 import socket
 import subprocess
@@ -141,9 +140,7 @@ def arrange(n: int) -> tuple[int, list[int]]:
 
 
 def post_all(port: int, secret: str, bodies: list[bytes], concurrency: int):
-    work: queue.Queue[bytes] = queue.Queue()
-    for body in bodies:
-        work.put(body)
+    work = iter(bodies)  # shared by the threads, handed out under the lock
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
@@ -151,9 +148,9 @@ def post_all(port: int, secret: str, bodies: list[bytes], concurrency: int):
     def worker() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         while True:
-            try:
-                body = work.get_nowait()
-            except queue.Empty:
+            with lock:
+                body = next(work, None)
+            if body is None:
                 break
             started = time.perf_counter()
             conn.request(

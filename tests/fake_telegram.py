@@ -50,6 +50,7 @@ class FakeTelegram:
         self.updates: list[dict[str, Any]] = []  # served by getUpdates
         self.failures: dict[str, list[Failure]] = {}
         self.delay = 0.0
+        self.hide_file_sizes = False  # getFile answers without file_size (the download must cap)
         self.webhook: dict[str, Any] = {}
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
@@ -230,6 +231,8 @@ class FakeTelegram:
                 "file_size": len(data),
                 "file_path": f"photos/{file_id}.jpg",
             }
+            if self.hide_file_sizes:
+                del result["file_size"]
         elif method == "getUpdates":
             offset = int(params.get("offset", 0) or 0)
             wait = min(float(params.get("timeout", 0) or 0), 0.3)  # a short "long poll"

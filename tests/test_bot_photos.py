@@ -164,6 +164,29 @@ def test_download_failure_is_kind_and_writes_nothing(db, bot_client, fake_tg, me
     assert _answers(db) == ["photo_download_failed"]
 
 
+def test_download_over_the_limit_is_stopped_even_when_no_size_is_declared(
+    db, bot_client, fake_tg, member, monkeypatch
+):
+    from app import photos
+
+    report = _report(db, member)
+    data = factories.jpeg_bytes(seed=6)
+    update = photo_update(fake_tg, _tg(db, member), data)
+    for size in update["message"]["photo"]:
+        size.pop("file_size", None)
+    fake_tg.hide_file_sizes = True
+    monkeypatch.setattr(photos, "MAX_DOWNLOAD_BYTES", len(data) - 1)
+    try:
+        assert post_update(bot_client, update).status_code == 200
+    finally:
+        fake_tg.hide_file_sizes = False
+    db.expire_all()
+    assert db.get(Report, report.id).status == ReportStatus.waiting
+    assert db.exec(select(ReportPhoto)).all() == []
+    assert _answers(db) == ["photo_too_big"]
+    assert [c for c in fake_tg.calls if c.method == "download"]  # it was the download that stopped
+
+
 def test_album_first_photo_counts_rest_get_one_note(db, bot_client, fake_tg, member):
     report = _report(db, member)
     uid = _tg(db, member)

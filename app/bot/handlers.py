@@ -7,13 +7,14 @@ redelivered or replayed update never answers twice. Only private chats are serve
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import requests
 import sqlalchemy as sa
 import telebot
 from sqlmodel import col
-from telebot import types, util
+from telebot import apihelper, types, util
 
 from app import clock, members, outbox, photos, registration
 from app.bot.updates import Context, current
@@ -199,6 +200,37 @@ def _answer_callback(bot: telebot.TeleBot, callback_id: str) -> None:
         log.info("answerCallbackQuery failed")
 
 
+_http = threading.local()
+DOWNLOAD_CHUNK = 256 * 1024
+
+
+def _http_session() -> requests.Session:
+    """One keep-alive session per thread for file downloads."""
+    session = getattr(_http, "session", None)
+    if session is None:
+        session = _http.session = requests.Session()
+    return session
+
+
+def _fetch(bot: telebot.TeleBot, file_path: str) -> bytes:
+    """Download a file from the Bot API's file URL, streamed: with timeouts and stopped as soon as
+    it is larger than Telegram's limit (pyTelegramBotAPI's download_file has neither)."""
+    url = str(apihelper.FILE_URL).format(bot.token, file_path)
+    timeout = (apihelper.CONNECT_TIMEOUT, apihelper.READ_TIMEOUT)
+    with _http_session().get(url, stream=True, timeout=timeout) as response:
+        if response.status_code != 200:
+            raise photos.DownloadError(f"HTTP {response.status_code}")
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > photos.MAX_DOWNLOAD_BYTES:
+            raise photos.DownloadError("too big", too_big=True)
+        body = bytearray()
+        for chunk in response.iter_content(DOWNLOAD_CHUNK):
+            body.extend(chunk)
+            if len(body) > photos.MAX_DOWNLOAD_BYTES:
+                raise photos.DownloadError("too big", too_big=True)
+    return bytes(body)
+
+
 def _download(bot: telebot.TeleBot):
     def download(incoming: photos.Incoming) -> bytes:
         try:
@@ -207,7 +239,7 @@ def _download(bot: telebot.TeleBot):
                 raise photos.DownloadError("too big", too_big=True)
             if not info.file_path:
                 raise photos.DownloadError("no file path")
-            return bot.download_file(info.file_path)
+            return _fetch(bot, info.file_path)
         except telebot.apihelper.ApiTelegramException as exc:
             raise photos.DownloadError(
                 exc.description, too_big="too big" in (exc.description or "")
@@ -220,13 +252,22 @@ def _download(bot: telebot.TeleBot):
 
 def _photo(message: types.Message, incoming: photos.Incoming) -> None:
     ctx = current()
-    p = _participant(ctx, message.from_user)
+    user = message.from_user
+    found = (
+        photos.situation(ctx.db, user.id, incoming.file_unique_id)
+        if user is not None
+        else photos.Situation(None)
+    )
+    p = found.participant
+    if p is not None and p.is_bot_blocked:
+        p.is_bot_blocked = False  # they wrote again
+        ctx.db.add(p)
     if message.media_group_id:
         # The album's first photo to arrive counts; the others get one note, once.
         key = f"album:{message.chat.id}:{message.media_group_id}"
         if not reply(ctx, message.chat.id, p, "album_note", key=key):
             return
-    outcome = photos.receive(ctx.db, p, incoming, _download(ctx.bot))
+    outcome = photos.receive(ctx.db, found, incoming, _download(ctx.bot))
     ctx.stored_keys.extend(outcome.stored_keys)
     reply(ctx, message.chat.id, p, outcome.kind, context=outcome.context)
 
