@@ -25,7 +25,7 @@ from sqlmodel import Session, col
 
 from app import clock, storage
 from app.bot.client import get_bot
-from app.db import session_scope
+from app.db import dialect_insert, session_scope
 from app.models import TelegramUpdate, UpdateStatus
 
 log = logging.getLogger("lomaya.bot")
@@ -76,21 +76,11 @@ def _insert(
         "processed_at": processed_at,
     }
     table = TelegramUpdate.__table__  # type: ignore[attr-defined]
-    stmt: Any
-    if db.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt = (
-            pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=["update_id"])
-        )
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = (
-            sqlite_insert(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["update_id"])
-        )
+    stmt = (
+        dialect_insert(db, table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["update_id"])
+    )
     return db.execute(stmt.returning(table.c.update_id)).first() is not None
 
 
