@@ -135,11 +135,24 @@ async def http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+class _NoQueryStrings(logging.Filter):
+    """Access log lines without query strings: a search for a child's name must not reach the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+        return True
+
+
 def create_app(settings: Settings | None = None, *, start_background: bool = True) -> Starlette:
     settings = set_settings(settings or get_settings())
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
+        access_log = logging.getLogger("uvicorn.access")
+        if not any(isinstance(f, _NoQueryStrings) for f in access_log.filters):
+            access_log.addFilter(_NoQueryStrings())
         get_engine(settings)
         tasks = background.start(settings) if start_background else []
         if settings.bot_enabled:  # bot start-up imports before the freeze below, not in a request

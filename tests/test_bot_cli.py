@@ -58,5 +58,7 @@ def test_replay_reprocesses_failed_updates(env, db, settings, capsys):
     cli.main(["bot", "replay"])
     assert "424242: processed" in capsys.readouterr().out
     db.expire_all()
-    assert db.get(TelegramUpdate, 424242).status == UpdateStatus.processed
+    replayed = db.get(TelegramUpdate, 424242)
+    assert replayed.status == UpdateStatus.processed
+    assert replayed.payload == {}  # the child's message is not kept once handled
     assert [m.kind for m in db.exec(select(OutgoingMessage)).all()] == ["hint"]

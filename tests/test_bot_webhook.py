@@ -74,6 +74,7 @@ def test_redelivered_update_is_acknowledged_not_processed_twice(db, bot_client, 
     assert _count(db, OutgoingMessage) == 1
     row = db.get(TelegramUpdate, update["update_id"])
     assert row.status == UpdateStatus.processed and row.processed_at is not None
+    assert row.payload == {}  # only the id is kept once handled: no child's data at rest
 
 
 def test_unknown_update_type_is_a_quiet_200(db, bot_client):

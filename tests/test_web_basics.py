@@ -82,3 +82,22 @@ def test_unknown_page_is_a_russian_404(admin_client):
     response = admin_client.get("/no/such/page")
     assert response.status_code == 404
     assert "Страница не найдена" in response.text
+
+
+def test_access_log_never_records_query_strings(client):
+    import logging
+
+    from app.main import _NoQueryStrings
+
+    assert any(isinstance(f, _NoQueryStrings) for f in logging.getLogger("uvicorn.access").filters)
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/reports?q=Маша", "1.1", 200),
+        None,
+    )
+    _NoQueryStrings().filter(record)
+    assert "Маша" not in record.getMessage() and "/reports" in record.getMessage()

@@ -116,9 +116,11 @@ def process_update(data: dict[str, Any], *, replay: bool = False) -> str:
                 row = db.get(TelegramUpdate, update_id, with_for_update=True)
                 if row is None or row.status == UpdateStatus.processed:
                     return "duplicate"
-            elif not _insert(db, update_id, data, UpdateStatus.processed, clock.now()):
+            elif not _insert(db, update_id, {}, UpdateStatus.processed, clock.now()):
                 # Stored as processed in the same transaction as its effects: either both
-                # commit, or neither (and a failure is recorded separately below).
+                # commit, or neither (and a failure is recorded separately below). A processed
+                # update keeps only its id (the dedupe key): its payload holds a child's name and
+                # messages, which we do not keep without need. Failed ones keep it for replay.
                 return "duplicate"
             ctx = Context(db=db, update_id=update_id, bot=bot)
             _local.ctx = ctx
@@ -132,7 +134,12 @@ def process_update(data: dict[str, Any], *, replay: bool = False) -> str:
                 db.execute(
                     sa.update(TelegramUpdate)
                     .where(col(TelegramUpdate.update_id) == update_id)
-                    .values(status=UpdateStatus.processed, error=None, processed_at=clock.now())
+                    .values(
+                        status=UpdateStatus.processed,
+                        error=None,
+                        payload={},
+                        processed_at=clock.now(),
+                    )
                 )
         return "processed"
     except Exception as exc:
