@@ -197,7 +197,11 @@ def test_hundreds_of_odd_updates_never_500(db, bot_client, noon):
 
     @given(kind=update_kinds, body=st.one_of(odd_messages, odd_values), uid=st.integers(0, 2**31))
     @hyp_settings(
-        max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        max_examples=300,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        derandomize=True,  # the same 300 odd updates on every run: CI stays repeatable
     )
     def check(kind, body, uid):
         update_id = next_update_id()
