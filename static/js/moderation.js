@@ -6,7 +6,6 @@
   var queue = document.getElementById("queue");
   if (!queue) return;
   var help = document.getElementById("mod-help");
-  var undoable = []; // ids of cards this curator decided (newest last)
   var restoring = null; // id of a card being undone: focus it when it comes back
 
   function cards() { return Array.prototype.slice.call(queue.querySelectorAll(".mod-card")); }
@@ -75,7 +74,6 @@
     if (!card.classList || !card.classList.contains("mod-card")) return;
     var form = card.querySelector(".mod-undo");
     if (form) {
-      undoable.push(card.dataset.id);
       var wait = Number(form.dataset.until) - Date.now();
       setTimeout(function () { form.remove(); }, Math.max(wait, 0));
     }
@@ -85,13 +83,16 @@
     if (!document.activeElement || document.activeElement === document.body) focusNext(card);
   });
 
+  // Z undoes this curator's newest decision that can still be undone. "Newest" is read from the
+  // server's undo deadline on each card, not from the order the answers happened to arrive in.
   function undoLast() {
-    while (undoable.length) {
-      var id = undoable.pop();
-      var card = document.getElementById("report-" + id);
-      var form = card && card.querySelector(".mod-undo");
-      if (form) { restoring = id; form.requestSubmit(); return; }
-    }
+    var newest = null;
+    Array.prototype.forEach.call(queue.querySelectorAll(".mod-undo"), function (form) {
+      if (!newest || Number(form.dataset.until) > Number(newest.dataset.until)) newest = form;
+    });
+    if (!newest) return;
+    restoring = cardOf(newest).dataset.id;
+    newest.requestSubmit();
   }
 
   // The photo: full size in place on click, thumbnail again on the next click.
