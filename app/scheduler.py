@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from app import clock, days, schedule
+from app import clock, days, retention, schedule, storage
 from app.db import session_scope
 from app.settings import Settings
 
@@ -59,7 +59,30 @@ def tick(now: datetime | None = None, engine: Engine | None = None) -> dict[str,
         except Exception:
             # The transaction was rolled back; the job is still due and runs again next tick.
             log.exception("job %s failed; it will be retried", job)
+    try:
+        purged = purge_expired_photos(now, engine)
+        if purged:
+            results["retention"] = {"photos_deleted": purged}
+    except Exception:
+        log.exception("photo retention failed; it will be retried")
     return results
+
+
+def purge_expired_photos(now: datetime, engine: Engine | None = None) -> int:
+    """Once a day: delete photos of shifts finished longer ago than PHOTO_RETENTION_DAYS.
+
+    The rows go in one transaction with the day's job-run row; the files are removed only after
+    that commit, so a failure never leaves rows pointing at missing files.
+    """
+    day = days.report_day(now)
+    with session_scope(engine) as db:
+        if not schedule.claim(db, "retention", day, now):
+            return 0
+        keys = retention.purge_photos(db, day)
+    storage.delete(*keys)
+    if keys:
+        log.info("retention: %d photos deleted", len(keys) // 2)
+    return len(keys) // 2
 
 
 def _summary(result: dict[str, Any]) -> str:
