@@ -18,8 +18,6 @@ from app.members import balances
 from app.models import (
     Member,
     MemberStatus,
-    OutboxStatus,
-    OutgoingMessage,
     Participant,
     Report,
     Request,
@@ -28,7 +26,7 @@ from app.models import (
     ShiftStatus,
     Staff,
 )
-from app.moderation import NotFound, Outcome, Refused, _seconds
+from app.moderation import NotFound, Outcome, Refused, undo_cutoff
 from app.settings import get_settings
 
 OPEN_SHIFTS = (ShiftStatus.preparing, ShiftStatus.started)
@@ -342,7 +340,6 @@ def approve_many(session: Session, request_ids: list[int], staff: Staff) -> tupl
 def undo(session: Session, request_id: int, staff: Staff) -> Outcome:
     """Back to pending: only the deciding curator, only within UNDO_SECONDS; removes the new member."""
     now = clock.now()
-    settings = get_settings()
     found = session.execute(
         sa.select(
             col(Request.status),
@@ -360,24 +357,8 @@ def undo(session: Session, request_id: int, staff: Staff) -> Outcome:
     status = RequestStatus(status)
     if status == RequestStatus.pending:
         raise Refused("Отменять нечего: по заявке ещё нет решения.")
-    if decided_by_id != staff.id:
-        raise Refused("Отменить можно только своё решение.")
-    cutoff = now - timedelta(seconds=settings.undo_seconds)
-    if decided_at is None or decided_at <= cutoff:
-        raise Refused(
-            f"Отменить можно только в первые {settings.undo_seconds} "
-            f"{_seconds(settings.undo_seconds)} после решения."
-        )
     key = decision_key(request_id, attempts)
-    message = session.execute(
-        sa.select(col(OutgoingMessage.status), col(OutgoingMessage.claimed_until)).where(
-            col(OutgoingMessage.dedupe_key) == key
-        )
-    ).first()
-    if message is not None and (
-        message[0] != OutboxStatus.pending or (message[1] is not None and message[1] > now)
-    ):
-        raise Refused("Сообщение семье уже отправлено — отменить решение нельзя.")
+    cutoff = undo_cutoff(session, staff, decided_by_id, decided_at, key, now)
     member_id = None
     if status == RequestStatus.approved:
         member_id = session.execute(

@@ -789,10 +789,41 @@ def decide(
     return Outcome(report_id, True)
 
 
+def undo_cutoff(
+    session: Session,
+    staff: Staff,
+    decided_by_id: int | None,
+    decided_at: datetime | None,
+    message_key: str,
+    now: datetime,
+) -> datetime:
+    """Check that `staff` may still undo a decision (their own, within UNDO_SECONDS, the family's
+    message not yet on its way); return the cutoff for the guarded UPDATE. Shared by reports and
+    requests."""
+    settings = get_settings()
+    if decided_by_id != staff.id:
+        raise Refused("Отменить можно только своё решение.")
+    cutoff = now - timedelta(seconds=settings.undo_seconds)
+    if decided_at is None or decided_at <= cutoff:
+        raise Refused(
+            f"Отменить можно только в первые {settings.undo_seconds} "
+            f"{_seconds(settings.undo_seconds)} после решения."
+        )
+    message = session.execute(
+        sa.select(col(OutgoingMessage.status), col(OutgoingMessage.claimed_until)).where(
+            col(OutgoingMessage.dedupe_key) == message_key
+        )
+    ).first()
+    if message is not None and (
+        message[0] != OutboxStatus.pending or (message[1] is not None and message[1] > now)
+    ):
+        raise Refused("Сообщение семье уже отправлено — отменить решение нельзя.")
+    return cutoff
+
+
 def undo(session: Session, report_id: int, staff: Staff) -> Outcome:
     """Put a report back in review: only the deciding curator, only within UNDO_SECONDS."""
     now = clock.now()
-    settings = get_settings()
     row = session.execute(
         sa.select(
             col(Report.status),
@@ -808,24 +839,8 @@ def undo(session: Session, report_id: int, staff: Staff) -> Outcome:
     status = ReportStatus(status)
     if status not in (ReportStatus.approved, ReportStatus.declined):
         raise Refused("Отменять нечего: решения по этому фото нет.")
-    if decided_by_id != staff.id:
-        raise Refused("Отменить можно только своё решение.")
-    cutoff = now - timedelta(seconds=settings.undo_seconds)
-    if decided_at is None or decided_at <= cutoff:
-        raise Refused(
-            f"Отменить можно только в первые {settings.undo_seconds} "
-            f"{_seconds(settings.undo_seconds)} после решения."
-        )
     key = decision_key(report_id, attempt)
-    message = session.execute(
-        sa.select(col(OutgoingMessage.status), col(OutgoingMessage.claimed_until)).where(
-            col(OutgoingMessage.dedupe_key) == key
-        )
-    ).first()
-    if message is not None and (
-        message[0] != OutboxStatus.pending or (message[1] is not None and message[1] > now)
-    ):
-        raise Refused("Сообщение семье уже отправлено — отменить решение нельзя.")
+    cutoff = undo_cutoff(session, staff, decided_by_id, decided_at, key, now)
     result = session.execute(
         sa.update(Report)
         .where(
