@@ -26,7 +26,8 @@ from app.models import (
     ShiftStatus,
     Staff,
 )
-from app.moderation import NotFound, Outcome, Refused, undo_cutoff
+from app.moderation import Outcome, Refused, undo_cutoff
+from app.report_queue import NotFound
 from app.settings import get_settings
 
 OPEN_SHIFTS = (ShiftStatus.preparing, ShiftStatus.started)

@@ -209,7 +209,7 @@ def http_bench(settings, engine, args) -> list[int]:
                 ),
                 {"deep": args.members * args.days // 7},
             ).first()
-        from app.moderation import encode_cursor
+        from app.report_queue import encode_cursor
 
         deep_url = f"/reports?after={encode_cursor(deep[0], deep[1])}"
         run(

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from app import clock, members, moderation
+from app import clock, members, moderation, report_queue
 from app.models import (
     AuditEvent,
     OutgoingMessage,
@@ -91,7 +91,7 @@ def test_strip_shows_the_childs_earlier_photos_with_their_outcome(expert_client,
         factories.make_report(db, member, day=day, status=status)
     factories.make_report(db, member, day=4, status=ReportStatus.skipped)
     current = factories.make_report(db, member, day=5, status=ReportStatus.reviewing)
-    card = moderation.card(db, current.id)
+    card = report_queue.card(db, current.id)
     assert [(s.day_number, s.status) for s in card.strip] == [
         (1, ReportStatus.approved),
         (2, ReportStatus.declined),

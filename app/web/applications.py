@@ -9,7 +9,8 @@ from starlette.responses import RedirectResponse, Response
 
 from app import applications
 from app.models import Staff
-from app.moderation import NotFound, Refused
+from app.moderation import Refused
+from app.report_queue import NotFound
 from app.web.common import form, int_param, is_htmx, render, staff_view
 from app.web.reports import flash, pop_flash
 

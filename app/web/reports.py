@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from app import moderation
+from app import moderation, report_queue
 from app.models import Staff
 from app.settings import get_settings
 from app.web.common import form, int_param, is_htmx, render, safe_next, staff_view
@@ -39,30 +39,30 @@ def _card_context(
 
 
 def _count(db: Session) -> str:
-    count = moderation.reviewing_count(db)
+    count = report_queue.reviewing_count(db)
     return (
-        f"{moderation.COUNT_CAP:,}+".replace(",", " ")
-        if count >= moderation.COUNT_CAP
+        f"{report_queue.COUNT_CAP:,}+".replace(",", " ")
+        if count >= report_queue.COUNT_CAP
         else str(count)
     )
 
 
 @staff_view()
 def queue(request: Request, db: Session, staff: Staff) -> Response:
-    filters = moderation.parse_filters(request.query_params)
+    filters = report_queue.parse_filters(request.query_params)
     after = request.query_params.get("after")
-    result = moderation.page(db, filters, after)
+    result = report_queue.page(db, filters, after)
     partial = is_htmx(request) and bool(after)  # the next page: the counter is not part of it
     ctx = _card_context(request, db, staff, count=not partial)
     ctx.update(
         filters=filters,
         cards=result.cards,
         next_url=_next_url(filters, result.next_cursor),
-        status_labels=moderation.STATUS_LABELS,
+        status_labels=report_queue.STATUS_LABELS,
     )
     if partial:
         return render(request, "reports/_page.html", ctx)
-    shifts, tasks = moderation.filter_options(db)
+    shifts, tasks = report_queue.filter_options(db)
     ctx.update(
         shifts=shifts,
         tasks=tasks,
@@ -73,7 +73,7 @@ def queue(request: Request, db: Session, staff: Staff) -> Response:
     return render(request, "reports/index.html", ctx)
 
 
-def _next_url(filters: moderation.Filters, cursor: str | None) -> str | None:
+def _next_url(filters: report_queue.Filters, cursor: str | None) -> str | None:
     if cursor is None:
         return None
     return "/reports?" + urlencode(filters.query(after=cursor))
@@ -83,8 +83,8 @@ def _next_url(filters: moderation.Filters, cursor: str | None) -> str | None:
 def show(request: Request, db: Session, staff: Staff) -> Response:
     report_id = int_param(request.path_params["report_id"])
     try:
-        card = moderation.card(db, report_id or 0)
-    except moderation.NotFound:
+        card = report_queue.card(db, report_id or 0)
+    except report_queue.NotFound:
         raise HTTPException(404) from None
     ctx = _card_context(request, db, staff)
     ctx.update(card=card, notices=pop_flash(request), here=f"/reports/{card.id}")
@@ -104,8 +104,8 @@ def _respond(
     """The card after an action: the partial for HTMX, else back to where the curator was."""
     if is_htmx(request):
         try:
-            card = moderation.card(db, report_id)
-        except moderation.NotFound:
+            card = report_queue.card(db, report_id)
+        except report_queue.NotFound:
             return render(
                 request,
                 "reports/_gone.html",
@@ -115,7 +115,7 @@ def _respond(
         ctx.update(card=card, notice=notice, error=error, text=text, oob=True)
         return render(request, "reports/_card.html", ctx)
     if error:
-        card = moderation.card(db, report_id)
+        card = report_queue.card(db, report_id)
         ctx = _card_context(request, db, staff)
         ctx.update(card=card, error=error, text=text, notices=[], here=f"/reports/{card.id}")
         return render(request, "reports/card.html", ctx, status_code=400)
@@ -135,11 +135,11 @@ def _decide(request: Request, db: Session, staff: Staff, approve: bool) -> Respo
         except ValueError as exc:
             try:
                 return _respond(request, db, staff, report_id, None, error=str(exc), text=text)
-            except moderation.NotFound:
+            except report_queue.NotFound:
                 raise HTTPException(404) from None
     try:
         outcome = moderation.decide(db, report_id, staff, approve, reason)
-    except moderation.NotFound:
+    except report_queue.NotFound:
         raise HTTPException(404) from None
     except moderation.Refused as exc:
         return _respond(request, db, staff, report_id, str(exc))
@@ -161,7 +161,7 @@ def undo(request: Request, db: Session, staff: Staff) -> Response:
     report_id = int_param(request.path_params["report_id"]) or 0
     try:
         moderation.undo(db, report_id, staff)
-    except moderation.NotFound:
+    except report_queue.NotFound:
         raise HTTPException(404) from None
     except moderation.Refused as exc:
         return _respond(request, db, staff, report_id, str(exc))
