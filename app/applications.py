@@ -26,7 +26,7 @@ from app.models import (
     ShiftStatus,
     Staff,
 )
-from app.moderation import Outcome, Refused, undo_cutoff
+from app.moderation import Outcome, Refused, revert_decision, undo_cutoff
 from app.report_queue import NotFound
 from app.settings import get_settings
 
@@ -375,25 +375,7 @@ def undo(session: Session, request_id: int, staff: Staff) -> Outcome:
             ).scalar_one()
             if sent:
                 raise Refused("Участник уже прислал фото — отменить одобрение нельзя.")
-    result = session.execute(
-        sa.update(Request)
-        .where(
-            col(Request.id) == request_id,
-            col(Request.status) == status,
-            col(Request.decided_by_id) == staff.id,
-            col(Request.decided_at) > cutoff,
-        )
-        .values(
-            status=RequestStatus.pending,
-            decided_by_id=None,
-            decided_at=None,
-            decline_reason=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        raise Refused("Решение уже изменилось — обновите страницу.")
+    revert_decision(session, Request, request_id, status, RequestStatus.pending, staff, cutoff, now)
     if member_id is not None:
         session.execute(
             sa.delete(Report)

@@ -24,6 +24,7 @@ from app.models import (
     Participant,
     Report,
     ReportStatus,
+    Request,
     Staff,
     Task,
 )
@@ -155,6 +156,35 @@ def decide(
     return Outcome(report_id, True)
 
 
+def revert_decision(
+    session: Session,
+    model: type[Report] | type[Request],
+    object_id: int,
+    status: Any,
+    back_to: Any,
+    staff: Staff,
+    cutoff: datetime,
+    now: datetime,
+) -> None:
+    """The guarded undo UPDATE shared by reports and requests (they have the same decision columns):
+    only while the decision is still `status`, by `staff`, after `cutoff`; else Refused."""
+    result = session.execute(
+        sa.update(model)
+        .where(
+            col(model.id) == object_id,
+            col(model.status) == status,
+            col(model.decided_by_id) == staff.id,
+            col(model.decided_at) > cutoff,
+        )
+        .values(
+            status=back_to, decided_by_id=None, decided_at=None, decline_reason=None, updated_at=now
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise Refused("Решение уже изменилось — обновите страницу.")
+
+
 def undo_cutoff(
     session: Session,
     staff: Staff,
@@ -207,25 +237,7 @@ def undo(session: Session, report_id: int, staff: Staff) -> Outcome:
         raise Refused("Отменять нечего: решения по этому фото нет.")
     key = decision_key(report_id, attempt)
     cutoff = undo_cutoff(session, staff, decided_by_id, decided_at, key, now)
-    result = session.execute(
-        sa.update(Report)
-        .where(
-            col(Report.id) == report_id,
-            col(Report.status) == status,
-            col(Report.decided_by_id) == staff.id,
-            col(Report.decided_at) > cutoff,
-        )
-        .values(
-            status=ReportStatus.reviewing,
-            decided_by_id=None,
-            decided_at=None,
-            decline_reason=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        raise Refused("Решение уже изменилось — обновите страницу.")
+    revert_decision(session, Report, report_id, status, ReportStatus.reviewing, staff, cutoff, now)
     outbox.cancel(session, key)
     audit.record(
         session,
