@@ -62,6 +62,25 @@ class Outcome:
     stored_keys: tuple[str, ...] = ()
 
 
+def photo_row(
+    report_id: int, attempt: int, stored: storage.StoredImage, **extra: Any
+) -> ReportPhoto:
+    """A report photo row for a stored image (the bot, the demo data and the tests all make them)."""
+    return ReportPhoto(
+        report_id=report_id,
+        attempt=attempt,
+        storage_key=stored.key,
+        thumb_key=stored.thumb_key,
+        width=stored.width,
+        height=stored.height,
+        size_bytes=stored.size_bytes,
+        sha256=stored.sha256,
+        phash=stored.phash,
+        dhash=stored.dhash,
+        **extra,
+    )
+
+
 def current_member(session: Session, participant_id: int) -> tuple[Member, Shift] | None:
     """The participant's active membership in a running (started or finishing) shift."""
     row = session.exec(
@@ -277,17 +296,10 @@ def _accept(
         dhash=stored.dhash,
         exclude_report_id=report.id,
     )
-    photo = ReportPhoto(
-        report_id=report.id,
-        attempt=attempt,
-        storage_key=stored.key,
-        thumb_key=stored.thumb_key,
-        width=stored.width,
-        height=stored.height,
-        size_bytes=stored.size_bytes,
-        sha256=stored.sha256,
-        phash=stored.phash,
-        dhash=stored.dhash,
+    photo = photo_row(
+        report.id,
+        attempt,
+        stored,
         telegram_file_id=incoming.file_id[:255],
         telegram_file_unique_id=incoming.file_unique_id[:64] or None,
         **duplicates.flag_values(flag),

@@ -53,6 +53,7 @@ from app.models import (
     StaffStatus,
     Task,
 )
+from app.photos import photo_row
 from app.settings import get_settings
 from app.storage import StoredImage, store_image
 from seeds import data, pictures
@@ -897,17 +898,10 @@ def _store_photos(ctx: _Ctx, jobs: list[_PhotoJob]) -> None:
         ):
             assert job.report.id is not None
             ctx.session.add(
-                ReportPhoto(
-                    report_id=job.report.id,
-                    attempt=job.attempt,
-                    storage_key=stored.key,
-                    thumb_key=stored.thumb_key,
-                    width=stored.width,
-                    height=stored.height,
-                    size_bytes=stored.size_bytes,
-                    sha256=stored.sha256,
-                    phash=stored.phash,
-                    dhash=stored.dhash,
+                photo_row(
+                    job.report.id,
+                    job.attempt,
+                    stored,
                     telegram_file_unique_id="AQAD" + secrets.token_urlsafe(12),
                     created_at=job.at,
                 )

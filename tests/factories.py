@@ -17,7 +17,6 @@ from app.models import (
     MemberStatus,
     Participant,
     Report,
-    ReportPhoto,
     ReportStatus,
     Request,
     RequestStatus,
@@ -29,6 +28,7 @@ from app.models import (
     StaffStatus,
     Task,
 )
+from app.photos import photo_row
 from app.storage import store_image
 
 _seq = itertools.count(1)
@@ -194,19 +194,7 @@ def make_report(
     for attempt in range(1, photos + 1):
         stored = store_image(photo_bytes or jpeg_bytes(seed=report.id * 10 + attempt))
         db.add(
-            ReportPhoto(
-                report_id=report.id,
-                attempt=attempt,
-                storage_key=stored.key,
-                thumb_key=stored.thumb_key,
-                width=stored.width,
-                height=stored.height,
-                size_bytes=stored.size_bytes,
-                sha256=stored.sha256,
-                phash=stored.phash,
-                dhash=stored.dhash,
-                telegram_file_unique_id=f"u{report.id}-{attempt}",
-            )
+            photo_row(report.id, attempt, stored, telegram_file_unique_id=f"u{report.id}-{attempt}")
         )
     db.commit()
     return report
