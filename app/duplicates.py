@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col
 
+from app import storage
+from app.images import hamming, open_image, perceptual_hashes
 from app.models import PhotoFlag, Report, ReportPhoto, phash_bands_sql
-from app.storage import hamming, media_path, open_image, perceptual_hashes
 
 PHASH_MAX = 8
 DHASH_MAX = 10
@@ -153,7 +154,7 @@ def flag_photo(session: Session, photo: ReportPhoto) -> Flag | None:
     report = session.get(Report, photo.report_id)
     assert report is not None
     if photo.phash is None or photo.dhash is None:
-        image = open_image(media_path(photo.thumb_key).read_bytes())
+        image = open_image(storage.get(photo.thumb_key))
         photo.phash, photo.dhash = perceptual_hashes(image)
     flag = find_flag(
         session,

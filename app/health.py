@@ -21,7 +21,7 @@ def database_state() -> dict[str, Any]:
 
 
 def storage_state() -> dict[str, Any]:
-    return {"ok": storage.storage_ok()}
+    return storage.health()
 
 
 def bot_state() -> dict[str, Any]:

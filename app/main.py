@@ -156,11 +156,11 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         get_engine(settings)
         tasks = background.start(settings) if start_background else []
         if settings.bot_enabled:  # bot start-up imports before the freeze below, not in a request
-            from app import storage
+            from app import images
             from app.bot.client import get_bot
 
             get_bot(settings)
-            storage.warm_up()
+            images.warm_up()
         # Start-up garbage is permanent: freeze it so GC passes stay short (tech-notes: p99 tails).
         gc.collect()
         gc.freeze()

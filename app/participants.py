@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app import audit, clock, storage
+from app.errors import MissingObject
 from app.models import (
     Member,
     MemberStatus,
@@ -398,11 +399,10 @@ def export_zip(db: Session, actor_id: int | None, participant: Participant, out:
         archive.writestr("data.json", json.dumps(data, ensure_ascii=False, indent=2))
         for name, key in photo_files:
             try:
-                path = storage.media_path(key)
-            except ValueError:
+                body = storage.get(key)
+            except (ValueError, MissingObject):
                 continue
-            if path.is_file():
-                archive.write(path, name, compress_type=zipfile.ZIP_STORED)
+            archive.writestr(name, body, compress_type=zipfile.ZIP_STORED)
     audit.record(db, actor_id, "participant.export", "participant", participant.id)
 
 

@@ -19,8 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import clock, duplicates, registration, storage
+from app import clock, duplicates, images, registration, storage
 from app.days import report_day
+from app.errors import NotAnImage
 from app.models import (
     Member,
     MemberStatus,
@@ -63,7 +64,7 @@ class Outcome:
 
 
 def photo_row(
-    report_id: int, attempt: int, stored: storage.StoredImage, **extra: Any
+    report_id: int, attempt: int, stored: images.StoredImage, **extra: Any
 ) -> ReportPhoto:
     """A report photo row for a stored image (the bot, the demo data and the tests all make them)."""
     return ReportPhoto(
@@ -266,8 +267,8 @@ def receive(
         return Outcome("photo_attempts_over", {"max_attempts": max_attempts}, report.id)
 
     try:
-        stored = storage.store_image(data)
-    except storage.NotAnImage:
+        stored = images.store_image(data)
+    except NotAnImage:
         return Outcome("photo_not_image", report_id=report.id)
     try:
         return _accept(session, report, shift, incoming, stored)
@@ -281,7 +282,7 @@ def _accept(
     report: Report,
     shift: Shift,
     incoming: Incoming,
-    stored: storage.StoredImage,
+    stored: images.StoredImage,
 ) -> Outcome:
     attempt = report.photo_count + 1
     assert report.id is not None

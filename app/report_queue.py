@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from app import clock, duplicates
+from app.errors import MissingObject, NotAnImage
 from app.models import (
     Member,
     Participant,
@@ -28,7 +29,6 @@ from app.models import (
     Task,
 )
 from app.settings import get_settings
-from app.storage import NotAnImage
 
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -532,7 +532,7 @@ def _compute_flag(session: Session, c: Card) -> None:
         return
     try:
         found = duplicates.flag_photo(session, photo)
-    except (OSError, NotAnImage, ValueError):
+    except (OSError, NotAnImage, MissingObject, ValueError):
         return  # the file is missing or unreadable: leave unchecked, the card still shows
     session.flush()
     c.flags_checked = True

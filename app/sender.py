@@ -48,6 +48,7 @@ from telebot import types
 from app import clock, storage
 from app.bot.client import get_bot
 from app.db import get_engine, session_scope
+from app.errors import MissingObject
 from app.models import OutboxStatus, OutgoingMessage, Participant, Task
 from app.settings import Settings, get_settings
 
@@ -286,8 +287,8 @@ class Sender:
                 photo = task.telegram_file_id
             elif task is not None and task.image_key:
                 try:
-                    photo = storage.media_path(task.image_key).read_bytes()
-                except (OSError, ValueError):
+                    photo = storage.get(task.image_key)
+                except (OSError, ValueError, MissingObject):
                     photo = None
             if photo is not None:
                 caption = text if len(text) <= CAPTION_LIMIT else None

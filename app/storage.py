@@ -1,191 +1,154 @@
-"""Private media storage: photos and task pictures under `DATA_DIR/media`.
+"""Private media storage: where photos and task pictures are kept.
 
-Keys are generated relative paths ("reports/ab/<uuid>.jpg"); a user-supplied file name never touches
-the file system, and `media_path` refuses any key that would leave the media folder.
+One small interface — put, get, stream, delete, exists, keys, health — behind which sits the
+configured backend. Keys are generated relative paths ("reports/ab/<uuid>.jpg"); a user-supplied
+name never becomes a key, and `check_key` refuses any key that could leave the media area.
+Today's backend is a folder (`DATA_DIR/media`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import imagehash
-from PIL import Image, ImageOps, UnidentifiedImageError
-
+from app.errors import MissingObject
 from app.settings import get_settings
 
-THUMB_SIZE = (480, 480)
-MAX_IMAGE_PIXELS = 50_000_000  # ~7000×7000; larger is a decompression bomb, not a photo
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "HEIF", "HEIC", "MPO"}
+CHUNK = 256 * 1024
 
 
-class NotAnImage(ValueError):
-    """The bytes are not an image we accept."""
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    key: str
-    thumb_key: str
-    width: int
-    height: int
-    size_bytes: int
-    sha256: str
-    phash: int
-    dhash: int
-
-
-def media_root() -> Path:
-    return get_settings().media_dir
-
-
-def media_path(key: str) -> Path:
-    """The file for `key`, guaranteed to lie inside the media folder (else ValueError)."""
-    root = media_root().resolve()
-    if not key or key.startswith(("/", "\\")) or "\x00" in key:
+def check_key(key: str) -> str:
+    """`key` if it is a plain relative key, else ValueError."""
+    if (
+        not key
+        or key.startswith(("/", "\\"))
+        or "\x00" in key
+        or "\\" in key
+        or any(part in ("", ".", "..") for part in key.split("/"))
+    ):
         raise ValueError("bad media key")
-    path = (root / key).resolve()
-    if not path.is_relative_to(root) or path == root:
-        raise ValueError("media key escapes the media folder")
-    return path
+    return key
 
 
-def _signed64(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
+class LocalStorage:
+    """Objects as files under one folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        """The file for `key`, guaranteed to lie inside the media folder (else ValueError)."""
+        check_key(key)
+        root = self.root.resolve()
+        path = (root / key).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise ValueError("media key escapes the media folder")
+        return path
+
+    def put(self, key: str, data: bytes, content_type: str = "image/jpeg") -> None:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + f".{uuid.uuid4().hex[:8]}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise MissingObject(key) from None
+
+    def stream(self, key: str) -> Iterator[bytes]:
+        try:
+            file = self.path(key).open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise MissingObject(key) from None
+        return _chunks(file)
+
+    def size(self, key: str) -> int:
+        try:
+            return self.path(key).stat().st_size
+        except (FileNotFoundError, NotADirectoryError):
+            raise MissingObject(key) from None
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            self.path(key).unlink()
+
+    def exists(self, key: str) -> bool:
+        try:
+            return self.path(key).is_file()
+        except ValueError:
+            return False
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        root = self.root.resolve()
+        if not root.is_dir():
+            return
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and not path.name.endswith(".tmp") and not path.name.startswith("."):
+                key = path.relative_to(root).as_posix()
+                if key.startswith(prefix):
+                    yield key
+
+    def health(self) -> dict[str, Any]:
+        """Whether the folder exists (or can be made) and is writable."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".probe-{uuid.uuid4().hex}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            return {"ok": False, "backend": "local", "error": type(exc).__name__}
+        return {"ok": True, "backend": "local"}
 
 
-def hash_to_int(h: imagehash.ImageHash) -> int:
-    """A 64-bit image hash as a signed integer (fits PostgreSQL BIGINT)."""
-    return _signed64(int(str(h), 16))
+def _chunks(file: Any) -> Iterator[bytes]:
+    with file:
+        while chunk := file.read(CHUNK):
+            yield chunk
 
 
-def hamming(a: int, b: int) -> int:
-    return int(((a ^ b) & ((1 << 64) - 1)).bit_count())
+_backend: LocalStorage | None = None
+_backend_for: Any = None
 
 
-def perceptual_hashes(image: Image.Image) -> tuple[int, int]:
-    return hash_to_int(imagehash.phash(image)), hash_to_int(imagehash.dhash(image))
+def backend() -> LocalStorage:
+    """The configured backend (rebuilt when the settings change)."""
+    global _backend, _backend_for
+    settings = get_settings()
+    if _backend is None or _backend_for is not settings:
+        _backend, _backend_for = LocalStorage(settings.media_dir), settings
+    return _backend
 
 
-def warm_up() -> None:
-    """Load the hashing code (scipy) at start-up rather than in the first photo's request."""
-    perceptual_hashes(Image.new("L", (32, 32)))
+def put(key: str, data: bytes, content_type: str = "image/jpeg") -> None:
+    backend().put(key, data, content_type)
 
 
-def open_image(data: bytes) -> Image.Image:
-    """Open and verify `data` as an accepted image; raises NotAnImage."""
-    try:
-        probe = Image.open(io.BytesIO(data))
-        probe.verify()
-        image = Image.open(io.BytesIO(data))
-        if image.format not in ACCEPTED_FORMATS:
-            raise NotAnImage(f"unsupported image format {image.format}")
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise NotAnImage(str(exc)) from exc
-    return image
+def get(key: str) -> bytes:
+    return backend().get(key)
 
 
-def _new_key(folder: str, suffix: str) -> str:
-    name = uuid.uuid4().hex
-    return f"{folder}/{name[:2]}/{name}{suffix}"
+def stream(key: str) -> Iterator[bytes]:
+    return backend().stream(key)
 
 
-def _write(key: str, data: bytes) -> None:
-    path = media_path(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
-def _jpeg_bytes(image: Image.Image, quality: int = 85) -> bytes:
-    out = io.BytesIO()
-    if image.mode not in ("RGB", "L"):
-        image = image.convert("RGB")
-    image.save(out, "JPEG", quality=quality, optimize=False)
-    return out.getvalue()
-
-
-def _jpeg_thumbnail(data: bytes) -> tuple[Image.Image, tuple[int, int]] | None:
-    """For a JPEG: its upright thumbnail and upright full size, decoding with JPEG draft mode
-    (DCT scaling, tech-notes.md) instead of the full image. None for other formats."""
-    try:
-        probe = Image.open(io.BytesIO(data))
-        if probe.format not in ("JPEG", "MPO"):
-            return None
-        probe.verify()
-        image = Image.open(io.BytesIO(data))
-        width, height = image.size
-        if width * height > MAX_IMAGE_PIXELS:
-            raise NotAnImage("image too large")
-        orientation = image.getexif().get(0x0112, 1)
-        image.draft("RGB", THUMB_SIZE)
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise NotAnImage(str(exc)) from exc
-    thumb: Image.Image = ImageOps.exif_transpose(image) or image
-    if orientation in (5, 6, 7, 8):
-        width, height = height, width
-    thumb.thumbnail(THUMB_SIZE)
-    return thumb, (width, height)
-
-
-def store_image(data: bytes, folder: str = "reports", *, reencode: bool = False) -> StoredImage:
-    """Verify, store and thumbnail an image; compute its SHA-256 and perceptual hashes.
-
-    Photos keep their original bytes when they are JPEG (so the SHA-256 identifies the file a family
-    sent); other formats, and everything with `reencode=True` (task pictures), are stored as JPEG.
-    """
-    sha = hashlib.sha256(data).hexdigest()
-    fast = None if reencode else _jpeg_thumbnail(data)
-    if fast is not None:
-        # A JPEG photo is kept as sent; only a thumbnail is decoded (at reduced scale).
-        body, thumb, (width, height) = data, fast[0], fast[1]
-    else:
-        image = open_image(data)
-        image = ImageOps.exif_transpose(image) or image
-        body = _jpeg_bytes(image, quality=90)
-        width, height = image.width, image.height
-        thumb = image.copy()
-        thumb.thumbnail(THUMB_SIZE)
-    key = _new_key(folder, ".jpg")
-    thumb_key = key.removesuffix(".jpg") + "_t.jpg"
-    phash, dhash = perceptual_hashes(thumb)
-    _write(key, body)
-    _write(thumb_key, _jpeg_bytes(thumb, quality=80))
-    return StoredImage(
-        key=key,
-        thumb_key=thumb_key,
-        width=width,
-        height=height,
-        size_bytes=len(body),
-        sha256=sha,
-        phash=phash,
-        dhash=dhash,
-    )
+def exists(key: str) -> bool:
+    return backend().exists(key)
 
 
 def delete(*keys: str | None) -> None:
+    """Remove objects; missing ones and bad keys are ignored (deleting is idempotent)."""
+    store = backend()
     for key in keys:
         if key:
             with contextlib.suppress(ValueError):
-                media_path(key).unlink(missing_ok=True)
+                store.delete(key)
 
 
-def storage_ok() -> bool:
-    """Whether the media folder exists (or can be made) and is writable."""
-    root = media_root()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".probe-{uuid.uuid4().hex}"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError:
-        return False
-    return True
+def health() -> dict[str, Any]:
+    return backend().health()

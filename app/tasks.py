@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from app import audit, storage
+from app import audit, images
+from app.errors import NotAnImage
 from app.models import Report, ShiftDay, Task
 from app.shifts import FormErrors
 
@@ -13,7 +14,7 @@ MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 
 def thumb_key(image_key: str | None) -> str | None:
-    return image_key.removesuffix(".jpg") + "_t.jpg" if image_key else None
+    return images.thumb_key_of(image_key) if image_key else None
 
 
 def _check_title(db: Session, title: str, task_id: int | None) -> str | None:
@@ -26,15 +27,15 @@ def _check_title(db: Session, title: str, task_id: int | None) -> str | None:
     return None
 
 
-def _store_picture(image: bytes | None, errors: dict[str, str]) -> storage.StoredImage | None:
+def _store_picture(image: bytes | None, errors: dict[str, str]) -> images.StoredImage | None:
     if not image:
         return None
     if len(image) > MAX_IMAGE_BYTES:
         errors["image"] = "Картинка слишком большая: не больше 10 МБ."
         return None
     try:
-        return storage.store_image(image, folder="tasks", reencode=True)
-    except storage.NotAnImage:
+        return images.store_image(image, folder="tasks", reencode=True)
+    except NotAnImage:
         errors["image"] = "Это не картинка. Загрузите фото в формате JPEG, PNG или WebP."
         return None
 

@@ -45,7 +45,7 @@ def store_shared_image() -> tuple[str, str]:
 
     from PIL import Image, ImageDraw
 
-    from app.storage import store_image
+    from app.images import store_image
 
     image = Image.new("RGB", (1280, 960), (120, 170, 210))
     draw = ImageDraw.Draw(image)

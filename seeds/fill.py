@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import random
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,9 +32,10 @@ from datetime import time as dtime
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from app import audit, clock
+from app import audit, clock, storage
 from app.accounts import hash_password
 from app.db import is_postgres
+from app.images import StoredImage, store_image
 from app.models import (
     Member,
     MemberStatus,
@@ -55,7 +55,6 @@ from app.models import (
 )
 from app.photos import photo_row
 from app.settings import get_settings
-from app.storage import StoredImage, store_image
 from seeds import data, pictures
 
 Progress = Callable[[str], None]
@@ -208,14 +207,7 @@ def wipe(session: Session) -> None:
 
 
 def _clear_media() -> None:
-    root = get_settings().media_dir
-    if not root.is_dir():
-        return
-    for child in root.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink(missing_ok=True)
+    storage.delete(*storage.backend().keys())
 
 
 def _has_data(session: Session) -> bool:

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from app import clock
 from app.accounts import hash_password
+from app.images import store_image
 from app.models import (
     Member,
     MemberStatus,
@@ -29,7 +30,6 @@ from app.models import (
     Task,
 )
 from app.photos import photo_row
-from app.storage import store_image
 
 _seq = itertools.count(1)
 

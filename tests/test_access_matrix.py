@@ -13,7 +13,7 @@ from sqlmodel import select
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from app import staff_admin, storage
+from app import images, staff_admin
 from app.main import routes
 from app.models import ReportStatus, Staff, StaffStatus
 from tests import factories
@@ -137,7 +137,7 @@ def world(db, admin):
     target = factories.make_staff(db, email="target@example.org")
     token, secret = staff_admin.invite(db, admin.id, "invitee@example.org", "Ира", "", "expert")
     db.commit()
-    stored = storage.store_image(factories.jpeg_bytes(seed=7))
+    stored = images.store_image(factories.jpeg_bytes(seed=7))
     return {
         "shift_id": shift.id,
         "day": 8,

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import duplicates
+from app.images import hamming
 from app.models import PhotoFlag, ReportPhoto, ReportStatus
-from app.storage import hamming
 from tests import factories
 
 signed64 = st.integers(-(2**63), 2**63 - 1)

@@ -43,7 +43,7 @@ def test_sends_text_with_the_task_keyboard_once(db, bot_settings, fake_tg):
 
 
 def test_task_picture_uploaded_once_then_reused_by_file_id(db, bot_settings, fake_tg):
-    from app.storage import store_image
+    from app.images import store_image
 
     stored = store_image(factories.jpeg_bytes(seed=71), "tasks", reencode=True)
     task = factories.make_task(db, image_key=stored.key)

@@ -28,6 +28,7 @@ import app.settings as settings_module
 from app import clock
 from app.accounts import verify_password
 from app.db import make_engine, session_scope
+from app.images import hamming, perceptual_hashes
 from app.migrate import upgrade
 from app.models import (
     Member,
@@ -46,7 +47,7 @@ from app.models import (
     Task,
 )
 from app.settings import load_settings
-from app.storage import hamming, media_path, perceptual_hashes
+from app.storage import backend as _media_backend
 from seeds import data, pictures
 from seeds.fill import PLAN_GAP, SeedSummary, fill, plan_tasks, wipe
 
@@ -156,7 +157,7 @@ def _check_tasks(session: Session) -> None:
     active = [t for t in tasks if not t.is_archived]
     assert len(active) == 31 and len({t.title for t in tasks}) == len(tasks)
     for task in tasks:
-        assert task.image_key and media_path(task.image_key).is_file()
+        assert task.image_key and _media_backend().exists(task.image_key)
 
 
 def _check_participants(session: Session) -> None:
@@ -237,7 +238,9 @@ def _check_photos(session: Session) -> None:
     attempts: dict[int, list[int]] = {}
     for photo in photos:
         attempts.setdefault(photo.report_id, []).append(photo.attempt)
-        assert media_path(photo.storage_key).is_file() and media_path(photo.thumb_key).is_file()
+        assert _media_backend().exists(photo.storage_key) and _media_backend().exists(
+            photo.thumb_key
+        )
         assert photo.sha256 and photo.phash is not None and photo.dhash is not None
         assert photo.telegram_file_unique_id and photo.flag is None and not photo.flags_checked
     for report in reports.values():

@@ -2,7 +2,7 @@
 
 import sqlalchemy as sa
 
-from app import health, storage
+from app import health, images
 from tests import factories
 from tests.conftest import csrf_token
 
@@ -30,7 +30,7 @@ def test_htmx_requests_pass_with_the_header(admin_client):
 
 
 def test_photos_are_served_only_to_logged_in_staff(client, admin, settings):
-    stored = storage.store_image(factories.jpeg_bytes(seed=1))
+    stored = images.store_image(factories.jpeg_bytes(seed=1))
     assert client.get(f"/media/{stored.key}", follow_redirects=False).status_code == 303
     from tests.conftest import login
 
@@ -38,7 +38,7 @@ def test_photos_are_served_only_to_logged_in_staff(client, admin, settings):
     response = client.get(f"/media/{stored.thumb_key}")
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/jpeg"
-    assert "private" in response.headers["cache-control"]
+    assert response.headers["cache-control"] == "private, no-store"
 
 
 def test_media_route_never_leaves_the_media_folder(admin_client, settings):

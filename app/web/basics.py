@@ -7,9 +7,10 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from app import health, storage
+from app.errors import MissingObject
 from app.models import Participant, Report, ReportStatus, RequestStatus, Shift, Staff
 from app.models import Request as ShiftRequest
 from app.web.common import render, staff_view
@@ -55,13 +56,12 @@ async def health_probe(request: Request) -> Response:
 def media(request: Request, db: Session, staff: Staff) -> Response:
     key = request.path_params["key"]
     try:
-        path = storage.media_path(key)
-    except ValueError:
+        body = storage.stream(key)
+    except (ValueError, MissingObject):
         raise HTTPException(404) from None
-    if not path.is_file():
-        raise HTTPException(404)
-    # Private: browsers may cache, shared caches must not.
-    return FileResponse(
-        path,
-        headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"},
+    # Children's photos: never kept by any cache, the browser's included.
+    return StreamingResponse(
+        body,
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
     )
