@@ -12,6 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, select
 
 from app import clock
+from app.errors import Invalid
 from app.models import LoginFailure, Staff, StaffRole, StaffStatus
 
 _hasher = PasswordHasher()
@@ -117,12 +118,12 @@ def create_staff(
     """Create an account (the first administrator from the CLI, or an accepted invitation)."""
     email = normalize_email(email)
     if "@" not in email:
-        raise ValueError("Укажите электронную почту.")
+        raise Invalid("Укажите электронную почту.")
     problem = password_problem(password, email)
     if problem:
-        raise ValueError(problem)
+        raise Invalid(problem)
     if session.exec(select(Staff.id).where(Staff.email == email)).first() is not None:
-        raise ValueError("Сотрудник с такой почтой уже есть.")
+        raise Invalid("Сотрудник с такой почтой уже есть.")
     staff = Staff(
         email=email,
         name=name.strip() or "Администратор",

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from app import audit, clock, days, outbox
+from app.errors import Invalid, NotFound, Refused
 from app.members import balances
 from app.models import (
     Member,
@@ -26,8 +27,7 @@ from app.models import (
     ShiftStatus,
     Staff,
 )
-from app.moderation import Outcome, Refused, revert_decision, undo_cutoff
-from app.report_queue import NotFound
+from app.moderation import Outcome, revert_decision, undo_cutoff
 from app.settings import get_settings
 
 OPEN_SHIFTS = (ShiftStatus.preparing, ShiftStatus.started)
@@ -220,7 +220,7 @@ def decision_key(request_id: int, attempts: int) -> str:
 
 
 def _decide(
-    session: Session, request_id: int, staff: Staff, status: RequestStatus, reason: str | None
+    session: Session, request_id: int, actor: Staff, status: RequestStatus, reason: str | None
 ) -> Outcome:
     now = clock.now()
     open_shift = sa.select(col(Shift.id)).where(col(Shift.status).in_(OPEN_SHIFTS))
@@ -233,7 +233,7 @@ def _decide(
         )
         .values(
             status=status,
-            decided_by_id=staff.id,
+            decided_by_id=actor.id,
             decided_at=now,
             decline_reason=reason,
             updated_at=now,
@@ -251,7 +251,7 @@ def _decide(
         if current[0] == RequestStatus.pending:
             raise Refused("Смена уже закончилась или отменена — по этой заявке решить нельзя.")
         verb = "одобрена" if current[0] == RequestStatus.approved else "отклонена"
-        who = "Вы уже" if current[1] == staff.id else "Другой куратор уже"
+        who = "Вы уже" if current[1] == actor.id else "Другой куратор уже"
         return Outcome(request_id, False, f"{who} решил по этой заявке: {verb}.")
 
     request, participant, shift = session.execute(
@@ -302,7 +302,7 @@ def _decide(
         )
     audit.record(
         session,
-        staff.id,
+        actor,
         "request.approve" if status == RequestStatus.approved else "request.decline",
         "request",
         request_id,
@@ -312,22 +312,22 @@ def _decide(
     return Outcome(request_id, True)
 
 
-def approve(session: Session, request_id: int, staff: Staff) -> Outcome:
-    return _decide(session, request_id, staff, RequestStatus.approved, None)
+def approve(session: Session, request_id: int, actor: Staff) -> Outcome:
+    return _decide(session, request_id, actor, RequestStatus.approved, None)
 
 
-def decline(session: Session, request_id: int, staff: Staff, reason: str) -> Outcome:
+def decline(session: Session, request_id: int, actor: Staff, reason: str) -> Outcome:
     if not reason:
-        raise ValueError("Выберите причину или напишите её.")
-    return _decide(session, request_id, staff, RequestStatus.declined, reason)
+        raise Invalid("Выберите причину или напишите её.")
+    return _decide(session, request_id, actor, RequestStatus.declined, reason)
 
 
-def approve_many(session: Session, request_ids: list[int], staff: Staff) -> tuple[int, int]:
+def approve_many(session: Session, request_ids: list[int], actor: Staff) -> tuple[int, int]:
     """Approve the selected requests; returns (approved now, already decided or not possible)."""
     done = skipped = 0
     for request_id in dict.fromkeys(request_ids):
         try:
-            outcome = approve(session, request_id, staff)
+            outcome = approve(session, request_id, actor)
         except (NotFound, Refused):
             skipped += 1
             continue
@@ -338,7 +338,7 @@ def approve_many(session: Session, request_ids: list[int], staff: Staff) -> tupl
     return done, skipped
 
 
-def undo(session: Session, request_id: int, staff: Staff) -> Outcome:
+def undo(session: Session, request_id: int, actor: Staff) -> Outcome:
     """Back to pending: only the deciding curator, only within UNDO_SECONDS; removes the new member."""
     now = clock.now()
     found = session.execute(
@@ -359,7 +359,7 @@ def undo(session: Session, request_id: int, staff: Staff) -> Outcome:
     if status == RequestStatus.pending:
         raise Refused("Отменять нечего: по заявке ещё нет решения.")
     key = decision_key(request_id, attempts)
-    cutoff = undo_cutoff(session, staff, decided_by_id, decided_at, key, now)
+    cutoff = undo_cutoff(session, actor, decided_by_id, decided_at, key, now)
     member_id = None
     if status == RequestStatus.approved:
         member_id = session.execute(
@@ -375,7 +375,7 @@ def undo(session: Session, request_id: int, staff: Staff) -> Outcome:
             ).scalar_one()
             if sent:
                 raise Refused("Участник уже прислал фото — отменить одобрение нельзя.")
-    revert_decision(session, Request, request_id, status, RequestStatus.pending, staff, cutoff, now)
+    revert_decision(session, Request, request_id, status, RequestStatus.pending, actor, cutoff, now)
     if member_id is not None:
         session.execute(
             sa.delete(Report)
@@ -390,7 +390,7 @@ def undo(session: Session, request_id: int, staff: Staff) -> Outcome:
     outbox.cancel(session, key)
     audit.record(
         session,
-        staff.id,
+        actor,
         "request.undo",
         "request",
         request_id,

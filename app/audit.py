@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.models import AuditEvent
+from app.models import AuditEvent, Staff
 
 
 def _plain(value: Any) -> Any:
@@ -21,15 +21,16 @@ def _plain(value: Any) -> Any:
 
 def record(
     session: Session,
-    actor_id: int | None,
+    actor: Staff | None,
     action: str,
     object_type: str,
     object_id: int | None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
+    """Add an event; `actor` None means the system (a job, the bot, a family's form)."""
     event = AuditEvent(
-        actor_id=actor_id,
+        actor_id=actor.id if actor is not None else None,
         action=action,
         object_type=object_type,
         object_id=object_id,

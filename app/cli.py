@@ -78,11 +78,11 @@ def run_seed(delete: bool, yes: bool) -> None:
     if delete and not yes and not _confirm("Удалить все данные из базы и заполнить её заново?"):
         sys.exit("Отменено: данные не тронуты.")
     migrate.upgrade()
-    with session_scope() as db:
+    with session_scope() as session:
         if delete:
             print("Удаляю старые данные…")
-            wipe(db)
-        summary = fill(db)
+            wipe(session)
+        summary = fill(session)
     print(summary.describe() if hasattr(summary, "describe") else summary)
 
 
@@ -116,8 +116,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     print(f"Создаю демо-базу в {data_dir}…")
     migrate.upgrade()
-    with session_scope() as db:
-        summary = fill(db)
+    with session_scope() as session:
+        summary = fill(session)
     url = f"http://{args.host}:{args.port}"
     print()
     print(f"Готово за {time.monotonic() - started:.1f} с. Откройте {url}")
@@ -130,6 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_create_admin(args: argparse.Namespace) -> None:
     from app import accounts
     from app.db import session_scope
+    from app.errors import Invalid
     from app.models import StaffRole
 
     _settings(args)
@@ -146,9 +147,9 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
         if password != getpass.getpass("Пароль ещё раз: "):
             sys.exit("Пароли не совпадают.")
     try:
-        with session_scope() as db:
+        with session_scope() as session:
             staff = accounts.create_staff(
-                db,
+                session,
                 email=email,
                 password=password,
                 name=name,
@@ -156,7 +157,7 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
                 role=StaffRole(args.role),
             )
             print(f"Создан сотрудник {staff.email} ({staff.role.value}).")
-    except ValueError as exc:
+    except Invalid as exc:
         sys.exit(str(exc))
 
 
@@ -202,8 +203,8 @@ def cmd_jobs(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     if args.action == "status":
-        with Session(get_engine()) as db:
-            runs = schedule.recent_runs(db, limit=args.limit)
+        with Session(get_engine()) as session:
+            runs = schedule.recent_runs(session, limit=args.limit)
         if not runs:
             print("Задачи ещё не запускались.")
         for run in runs:
@@ -215,18 +216,18 @@ def cmd_jobs(args: argparse.Namespace) -> None:
         return
     now = _parse_now(args.now, settings)
     clock.set_now(now)  # everything the job stamps uses the same moment
-    db = Session(get_engine())
+    session = Session(get_engine())
     try:
-        result = schedule.run(db, args.job, now, by_hand=True)
+        result = schedule.run(session, args.job, now, by_hand=True)
         if args.dry_run:
-            db.rollback()
+            session.rollback()
         else:
-            db.commit()
+            session.commit()
     except BaseException:
-        db.rollback()
+        session.rollback()
         raise
     finally:
-        db.close()
+        session.close()
     print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
     if args.dry_run:
         print("Пробный запуск: ничего не сохранено.")

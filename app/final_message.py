@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import string
 
-from app.members import lombaryers
+from app.text import lombaryers
 
 PLACEHOLDERS = {
     "name": "имя участника",

@@ -13,8 +13,8 @@ from app.settings import get_settings
 
 def database_state() -> dict[str, Any]:
     try:
-        with session_scope() as db:
-            db.execute(sa.text("SELECT 1"))
+        with session_scope() as session:
+            session.execute(sa.text("SELECT 1"))
     except Exception as exc:  # any failure means "down"; the class name is enough for a probe
         return {"ok": False, "error": type(exc).__name__}
     return {"ok": True, "kind": "sqlite" if get_settings().is_sqlite else "postgresql"}
@@ -41,8 +41,8 @@ def scheduler_state() -> dict[str, Any]:
 
     state: dict[str, Any] = {"ok": True, "enabled": get_settings().scheduler_enabled}
     try:
-        with session_scope() as db:
-            runs = schedule.last_runs(db)
+        with session_scope() as session:
+            runs = schedule.last_runs(session)
     except Exception as exc:
         return {**state, "ok": False, "error": type(exc).__name__}
     state["last_runs"] = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import logging
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from app import background
 from app.bot import web as bot_web
 from app.db import get_engine
-from app.settings import Settings, get_settings, set_settings
+from app.settings import PROJECT_ROOT, Settings, get_settings, set_settings
 from app.web import applications as requests_web
 from app.web import audit as audit_views
 from app.web import auth, basics, reports
@@ -32,7 +31,6 @@ from app.web.common import render
 from app.web.csrf import CSRFMiddleware
 
 log = logging.getLogger("lomaya")
-ROOT = Path(__file__).resolve().parent.parent
 SESSION_DAYS = 14
 
 
@@ -114,7 +112,7 @@ def routes() -> list:
         Route("/telegram/registration", bot_web.registration_page, methods=["GET", "POST"]),
         # --- operations ---
         Route("/health", basics.health_probe),
-        Mount("/static", StaticFiles(directory=ROOT / "static"), name="static"),
+        Mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static"),
     ]
 
 

@@ -26,10 +26,3 @@ def balances(session: Session, member_ids: list[int]) -> dict[int, int]:
     ).all()
     found = {member_id: int(count) for member_id, count in rows}
     return {member_id: found.get(member_id, 0) for member_id in member_ids}
-
-
-def lombaryers(n: int) -> str:
-    """ "1 ломбарьерчик", "2 ломбарьерчика", "5 ломбарьерчиков"."""
-    from app.web.common import plural
-
-    return f"{n} {plural(n, 'ломбарьерчик', 'ломбарьерчика', 'ломбарьерчиков')}"

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
 from app.db import get_engine
-
-ROOT = Path(__file__).resolve().parent.parent
+from app.settings import PROJECT_ROOT
 
 
 def alembic_config() -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     return config
 
 

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from app import audit, clock, days, outbox
-from app.members import balance, lombaryers
+from app.errors import Invalid, NotFound, Refused
+from app.members import balance
 from app.models import (
     Member,
     OutboxStatus,
@@ -28,35 +29,31 @@ from app.models import (
     Staff,
     Task,
 )
-from app.report_queue import NotFound, small_int
 from app.settings import get_settings
+from app.text import lombaryers, seconds, to_int
 
 MAX_REASON = 500
 
 
-class Refused(ValueError):
-    """The action is not allowed in the object's current state; the message is for the curator."""
-
-
 def parse_reason(preset: Any, text: Any, reasons: tuple[str, ...] | None = None) -> str:
-    """The decline reason from a preset number (1–9) and/or free text; ValueError with a message."""
+    """The decline reason from a preset number (1–9) and/or free text; Invalid with a message."""
     reasons = reasons if reasons is not None else get_settings().decline_reasons
     chosen = ""
     raw = str(preset or "").strip()
     if raw:
-        number = small_int(raw)
+        number = to_int(raw, bits=32)
         if number is None or not 1 <= number <= len(reasons):
-            raise ValueError("Такой причины нет в списке — выберите причину из списка.")
+            raise Invalid("Такой причины нет в списке — выберите причину из списка.")
         chosen = reasons[number - 1]
     free = " ".join(str(text or "").split())
     if len(free) > MAX_REASON:
-        raise ValueError(
+        raise Invalid(
             f"Причина слишком длинная: {len(free)} символов, можно не больше {MAX_REASON}."
         )
     if chosen and free:
         return f"{chosen}. {free}"
     if not chosen and not free:
-        raise ValueError("Выберите причину или напишите её — семья увидит это сообщение.")
+        raise Invalid("Выберите причину или напишите её — семья увидит это сообщение.")
     return chosen or free
 
 
@@ -81,19 +78,19 @@ def _refuse_for(status: ReportStatus) -> str:
 
 
 def decide(
-    session: Session, report_id: int, staff: Staff, approve: bool, reason: str | None = None
+    session: Session, report_id: int, actor: Staff, approve: bool, reason: str | None = None
 ) -> Outcome:
     """Approve or decline a report in review. Zero rows updated → someone else was first."""
     now = clock.now()
     status = ReportStatus.approved if approve else ReportStatus.declined
     if not approve and not reason:
-        raise ValueError("Выберите причину или напишите её — семья увидит это сообщение.")
+        raise Invalid("Выберите причину или напишите её — семья увидит это сообщение.")
     result = session.execute(
         sa.update(Report)
         .where(col(Report.id) == report_id, col(Report.status) == ReportStatus.reviewing)
         .values(
             status=status,
-            decided_by_id=staff.id,
+            decided_by_id=actor.id,
             decided_at=now,
             decline_reason=None if approve else reason,
             updated_at=now,
@@ -111,7 +108,7 @@ def decide(
         current_status = ReportStatus(current[0])
         if current_status in (ReportStatus.approved, ReportStatus.declined):
             verb = "принято" if current_status == ReportStatus.approved else "отклонено"
-            who = "Вы уже" if current[1] == staff.id else "Другой куратор уже"
+            who = "Вы уже" if current[1] == actor.id else "Другой куратор уже"
             return Outcome(report_id, False, f"{who} проверил это фото: {verb}.")
         raise Refused(_refuse_for(current_status))
 
@@ -146,7 +143,7 @@ def decide(
     )
     audit.record(
         session,
-        staff.id,
+        actor,
         "report.approve" if approve else "report.decline",
         "report",
         report.id,
@@ -162,7 +159,7 @@ def revert_decision(
     object_id: int,
     status: Any,
     back_to: Any,
-    staff: Staff,
+    actor: Staff,
     cutoff: datetime,
     now: datetime,
 ) -> None:
@@ -173,7 +170,7 @@ def revert_decision(
         .where(
             col(model.id) == object_id,
             col(model.status) == status,
-            col(model.decided_by_id) == staff.id,
+            col(model.decided_by_id) == actor.id,
             col(model.decided_at) > cutoff,
         )
         .values(
@@ -187,7 +184,7 @@ def revert_decision(
 
 def undo_cutoff(
     session: Session,
-    staff: Staff,
+    actor: Staff,
     decided_by_id: int | None,
     decided_at: datetime | None,
     message_key: str,
@@ -197,13 +194,12 @@ def undo_cutoff(
     message not yet on its way); return the cutoff for the guarded UPDATE. Shared by reports and
     requests."""
     settings = get_settings()
-    if decided_by_id != staff.id:
+    if decided_by_id != actor.id:
         raise Refused("Отменить можно только своё решение.")
     cutoff = now - timedelta(seconds=settings.undo_seconds)
     if decided_at is None or decided_at <= cutoff:
         raise Refused(
-            f"Отменить можно только в первые {settings.undo_seconds} "
-            f"{_seconds(settings.undo_seconds)} после решения."
+            f"Отменить можно только в первые {seconds(settings.undo_seconds)} после решения."
         )
     message = session.execute(
         sa.select(col(OutgoingMessage.status), col(OutgoingMessage.claimed_until)).where(
@@ -217,7 +213,7 @@ def undo_cutoff(
     return cutoff
 
 
-def undo(session: Session, report_id: int, staff: Staff) -> Outcome:
+def undo(session: Session, report_id: int, actor: Staff) -> Outcome:
     """Put a report back in review: only the deciding curator, only within UNDO_SECONDS."""
     now = clock.now()
     row = session.execute(
@@ -236,12 +232,12 @@ def undo(session: Session, report_id: int, staff: Staff) -> Outcome:
     if status not in (ReportStatus.approved, ReportStatus.declined):
         raise Refused("Отменять нечего: решения по этому фото нет.")
     key = decision_key(report_id, attempt)
-    cutoff = undo_cutoff(session, staff, decided_by_id, decided_at, key, now)
-    revert_decision(session, Report, report_id, status, ReportStatus.reviewing, staff, cutoff, now)
+    cutoff = undo_cutoff(session, actor, decided_by_id, decided_at, key, now)
+    revert_decision(session, Report, report_id, status, ReportStatus.reviewing, actor, cutoff, now)
     outbox.cancel(session, key)
     audit.record(
         session,
-        staff.id,
+        actor,
         "report.undo",
         "report",
         report_id,
@@ -249,9 +245,3 @@ def undo(session: Session, report_id: int, staff: Staff) -> Outcome:
         after={"status": ReportStatus.reviewing},
     )
     return Outcome(report_id, True)
-
-
-def _seconds(n: int) -> str:
-    from app.web.common import plural
-
-    return plural(n, "секунду", "секунды", "секунд")

@@ -17,10 +17,11 @@ from sqlmodel import Session, col
 from app import clock
 from app.db import dialect_insert
 from app.models import OutboxStatus, OutgoingMessage, Participant
-from app.web.common import ROOT, fmt_date, plural
+from app.settings import PROJECT_ROOT
+from app.text import fmt_date, plural
 
 bot_texts = Environment(
-    loader=FileSystemLoader(str(ROOT / "templates" / "bot")),
+    loader=FileSystemLoader(str(PROJECT_ROOT / "templates" / "bot")),
     autoescape=False,
     undefined=StrictUndefined,
     keep_trailing_newline=False,

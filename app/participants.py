@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app import audit, clock, storage
-from app.errors import MissingObject
+from app.errors import FormErrors, MissingObject
 from app.models import (
     Member,
     MemberStatus,
@@ -28,9 +28,9 @@ from app.models import (
     Request,
     RequestStatus,
     Shift,
+    Staff,
     Task,
 )
-from app.shifts import FormErrors
 
 PAGE_SIZE = 50
 DELETED_NAME, DELETED_SURNAME = "Удалённый", "участник"
@@ -89,7 +89,7 @@ def phone_patterns(digits: str) -> list[str]:
     return patterns
 
 
-def search(db: Session, filters: Filters) -> tuple[list[Row], bool]:
+def search(session: Session, filters: Filters) -> tuple[list[Row], bool]:
     """One page of participants (newest first) and whether there is a next page."""
     query = select(  # type: ignore[call-overload]
         Participant.id,
@@ -165,7 +165,7 @@ def search(db: Session, filters: Filters) -> tuple[list[Row], bool]:
             )
         )
     page = max(1, min(filters.page, 10_000))
-    rows = db.exec(
+    rows = session.exec(
         query.order_by(col(Participant.id).desc())
         .limit(PAGE_SIZE + 1)
         .offset((page - 1) * PAGE_SIZE)
@@ -173,10 +173,10 @@ def search(db: Session, filters: Filters) -> tuple[list[Row], bool]:
     return [Row(*r) for r in rows[:PAGE_SIZE]], len(rows) > PAGE_SIZE
 
 
-def get_participant(db: Session, participant_id: int | None) -> Participant | None:
+def get_participant(session: Session, participant_id: int | None) -> Participant | None:
     if participant_id is None:
         return None
-    participant = db.get(Participant, participant_id)
+    participant = session.get(Participant, participant_id)
     return participant if participant and participant.deleted_at is None else None
 
 
@@ -186,22 +186,22 @@ class History:
     members: list[dict[str, Any]] = field(default_factory=list)
 
 
-def history(db: Session, participant_id: int) -> History:
+def history(session: Session, participant_id: int) -> History:
     result = History()
-    for req, number, title in db.exec(
+    for req, number, title in session.exec(
         select(Request, Shift.number, Shift.title)
         .join(Shift, col(Shift.id) == Request.shift_id)
         .where(Request.participant_id == participant_id)
         .order_by(col(Request.created_at).desc())
     ).all():
         result.requests.append({"request": req, "shift_number": number, "shift_title": title})
-    for member, number, title in db.exec(
+    for member, number, title in session.exec(
         select(Member, Shift.number, Shift.title)
         .join(Shift, col(Shift.id) == Member.shift_id)
         .where(Member.participant_id == participant_id)
         .order_by(col(Member.created_at).desc())
     ).all():
-        approved = db.exec(
+        approved = session.exec(
             select(sa.func.count()).where(
                 col(Report.member_id) == member.id, col(Report.status) == ReportStatus.approved
             )
@@ -232,13 +232,14 @@ STATUS_LABELS = {
 }
 
 
-def calendar(db: Session, member: Member, shift: Shift) -> list[CalendarDay]:
+def calendar(session: Session, member: Member, shift: Shift) -> list[CalendarDay]:
     reports = {
-        r.day_number: r for r in db.exec(select(Report).where(Report.member_id == member.id)).all()
+        r.day_number: r
+        for r in session.exec(select(Report).where(Report.member_id == member.id)).all()
     }
     photos: dict[int, list[tuple[str, str]]] = {}
     if reports:
-        for report_id, thumb, full in db.exec(
+        for report_id, thumb, full in session.exec(
             select(ReportPhoto.report_id, ReportPhoto.thumb_key, ReportPhoto.storage_key)
             .where(col(ReportPhoto.report_id).in_([r.id for r in reports.values()]))
             .order_by(col(ReportPhoto.attempt))
@@ -246,7 +247,7 @@ def calendar(db: Session, member: Member, shift: Shift) -> list[CalendarDay]:
             if thumb:
                 photos.setdefault(report_id, []).append((thumb, full))
     titles = dict(
-        db.exec(
+        session.exec(
             select(col(Task.id), col(Task.title)).where(
                 col(Task.id).in_({r.task_id for r in reports.values()} or {0})
             )
@@ -268,12 +269,14 @@ def calendar(db: Session, member: Member, shift: Shift) -> list[CalendarDay]:
     return days
 
 
-def set_test(db: Session, actor_id: int | None, participant: Participant, is_test: bool) -> None:
+def set_test(
+    session: Session, actor: Staff | None, participant: Participant, is_test: bool
+) -> None:
     if participant.is_test == is_test:
         return
     audit.record(
-        db,
-        actor_id,
+        session,
+        actor,
         "participant.test",
         "participant",
         participant.id,
@@ -281,17 +284,19 @@ def set_test(db: Session, actor_id: int | None, participant: Participant, is_tes
         {"is_test": is_test},
     )
     participant.is_test = is_test
-    db.add(participant)
+    session.add(participant)
 
 
-def set_member_status(db: Session, actor_id: int | None, member: Member, excluded: bool) -> None:
+def set_member_status(
+    session: Session, actor: Staff | None, member: Member, excluded: bool
+) -> None:
     """Exclude a member, or return an excluded one (guarded: a second click changes nothing)."""
     old, new = (
         (MemberStatus.active, MemberStatus.excluded)
         if excluded
         else (MemberStatus.excluded, MemberStatus.active)
     )
-    result = db.execute(
+    result = session.execute(
         sa.update(Member)
         .where(col(Member.id) == member.id, col(Member.status) == old)
         .values(status=new, excluded_at=clock.now() if excluded else None, updated_at=clock.now())
@@ -299,15 +304,15 @@ def set_member_status(db: Session, actor_id: int | None, member: Member, exclude
     if not result.rowcount:  # type: ignore[attr-defined]
         return
     audit.record(
-        db,
-        actor_id,
+        session,
+        actor,
         "member.exclude" if excluded else "member.return",
         "member",
         member.id,
         {"status": old},
         {"status": new},
     )
-    db.refresh(member)
+    session.refresh(member)
 
 
 # --- privacy ------------------------------------------------------------------------------------
@@ -325,7 +330,9 @@ def _row(obj: Any, fields: list[str]) -> dict[str, Any]:
     return {f: _plain(getattr(obj, f)) for f in fields}
 
 
-def export_zip(db: Session, actor_id: int | None, participant: Participant, out: IO[bytes]) -> None:
+def export_zip(
+    session: Session, actor: Staff | None, participant: Participant, out: IO[bytes]
+) -> None:
     """Everything stored about a participant: data.json and the photos, written to `out` as a zip."""
     data: dict[str, Any] = {
         "participant": _row(
@@ -348,7 +355,7 @@ def export_zip(db: Session, actor_id: int | None, participant: Participant, out:
         "requests": [],
         "memberships": [],
     }
-    for req, title in db.exec(
+    for req, title in session.exec(
         select(Request, Shift.title)
         .join(Shift, col(Shift.id) == Request.shift_id)
         .where(Request.participant_id == participant.id)
@@ -359,7 +366,7 @@ def export_zip(db: Session, actor_id: int | None, participant: Participant, out:
         item["shift_title"] = title
         data["requests"].append(item)
     photo_files: list[tuple[str, str]] = []
-    for member, title in db.exec(
+    for member, title in session.exec(
         select(Member, Shift.title)
         .join(Shift, col(Shift.id) == Member.shift_id)
         .where(Member.participant_id == participant.id)
@@ -367,7 +374,7 @@ def export_zip(db: Session, actor_id: int | None, participant: Participant, out:
         item = _row(member, ["shift_id", "status", "joined_at", "excluded_at"])
         item["shift_title"] = title
         item["reports"] = []
-        for report in db.exec(
+        for report in session.exec(
             select(Report).where(Report.member_id == member.id).order_by(col(Report.day_number))
         ).all():
             entry = _row(
@@ -383,7 +390,7 @@ def export_zip(db: Session, actor_id: int | None, participant: Participant, out:
                 ],
             )
             entry["photos"] = []
-            for photo in db.exec(
+            for photo in session.exec(
                 select(ReportPhoto)
                 .where(ReportPhoto.report_id == report.id)
                 .order_by(col(ReportPhoto.attempt))
@@ -403,16 +410,18 @@ def export_zip(db: Session, actor_id: int | None, participant: Participant, out:
             except (ValueError, MissingObject):
                 continue
             archive.writestr(name, body, compress_type=zipfile.ZIP_STORED)
-    audit.record(db, actor_id, "participant.export", "participant", participant.id)
+    audit.record(session, actor, "participant.export", "participant", participant.id)
 
 
-def export_bytes(db: Session, actor_id: int | None, participant: Participant) -> bytes:
+def export_bytes(session: Session, actor: Staff | None, participant: Participant) -> bytes:
     buffer = io.BytesIO()
-    export_zip(db, actor_id, participant, buffer)
+    export_zip(session, actor, participant, buffer)
     return buffer.getvalue()
 
 
-def delete_participant(db: Session, actor_id: int | None, participant: Participant) -> list[str]:
+def delete_participant(
+    session: Session, actor: Staff | None, participant: Participant
+) -> list[str]:
     """Remove personal data and photos; keep requests, memberships and reports (statistics).
 
     Returns the media keys to delete once the transaction has committed.
@@ -425,13 +434,13 @@ def delete_participant(db: Session, actor_id: int | None, participant: Participa
         .join(Member, col(Member.id) == Report.member_id)
         .where(Member.participant_id == participant.id)
     )
-    for key, thumb in db.exec(
+    for key, thumb in session.exec(
         select(ReportPhoto.storage_key, ReportPhoto.thumb_key).where(
             col(ReportPhoto.report_id).in_(report_ids)
         )
     ).all():
         keys += [k for k in (key, thumb) if k]
-    db.execute(
+    session.execute(
         sa.update(ReportPhoto)
         .where(col(ReportPhoto.report_id).in_(report_ids))
         .values(
@@ -445,7 +454,7 @@ def delete_participant(db: Session, actor_id: int | None, participant: Participa
         )
     )
     # Messages carry the name in their text; pending ones must not go out any more.
-    db.execute(
+    session.execute(
         sa.delete(OutgoingMessage).where(col(OutgoingMessage.participant_id) == participant.id)
     )
     participant.name, participant.surname = DELETED_NAME, DELETED_SURNAME
@@ -454,8 +463,8 @@ def delete_participant(db: Session, actor_id: int | None, participant: Participa
     participant.date_of_birth = None
     participant.city = ""
     participant.deleted_at = clock.now()
-    db.add(participant)
+    session.add(participant)
     audit.record(
-        db, actor_id, "participant.delete", "participant", participant.id, None, {"deleted": True}
+        session, actor, "participant.delete", "participant", participant.id, None, {"deleted": True}
     )
     return keys

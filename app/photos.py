@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from app import clock, duplicates, images, registration, storage
 from app.days import report_day
-from app.errors import NotAnImage
+from app.errors import ConcurrentChange, DownloadError, NotAnImage
 from app.models import (
     Member,
     MemberStatus,
@@ -36,14 +36,6 @@ from app.settings import get_settings
 
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # Telegram's getFile limit
 IMAGE_MIME_TYPES = {"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"}
-
-
-class DownloadError(Exception):
-    """Telegram could not give us the file (error, too big, network)."""
-
-    def __init__(self, message: str = "", *, too_big: bool = False) -> None:
-        super().__init__(message)
-        self.too_big = too_big
 
 
 @dataclass(frozen=True)
@@ -329,7 +321,3 @@ def _accept(
         photo.id,
         (stored.key, stored.thumb_key),
     )
-
-
-class ConcurrentChange(Exception):
-    """The report changed between reading and updating it; the caller's transaction rolls back."""

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from app import audit, clock, outbox
 from app.models import Participant, Request, RequestStatus, Shift, ShiftStatus
 from app.settings import get_settings
-from app.web.common import age
+from app.text import age
 
 CONSENT_VERSION = "2026-1"
 FIELDS = ("name", "surname", "date_of_birth", "city", "phone", "consent")

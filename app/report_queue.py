@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from app import clock, duplicates
-from app.errors import MissingObject, NotAnImage
+from app import clock, duplicates, text
+from app.errors import MissingObject, NotAnImage, NotFound
 from app.models import (
     Member,
     Participant,
@@ -49,10 +49,6 @@ STATUS_LABELS = {
     "declined": "отклонённые",
     "all": "все",
 }
-
-
-class NotFound(LookupError):
-    """No such report (or request)."""
 
 
 # --- filters and cursors -------------------------------------------------------------------------
@@ -90,14 +86,6 @@ class Filters:
         return params
 
 
-def small_int(value: Any) -> int | None:
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return number if -(2**31) < number < 2**31 else None
-
-
 def parse_filters(params: Any) -> Filters:
     """Filters from query parameters. Bad values are dropped with a notice, never an error."""
     f = Filters()
@@ -109,7 +97,7 @@ def parse_filters(params: Any) -> Filters:
         raw = str(params.get(name, "") or "").strip()
         if not raw:
             continue
-        value = small_int(raw)
+        value = text.to_int(raw, bits=32)
         if value is None or value < 1:
             f.notices.append(f"Непонятный номер {label} в адресе — этот фильтр не применён.")
         else:
@@ -126,7 +114,7 @@ def parse_filters(params: Any) -> Filters:
         f.notices.append(f"Поиск по имени обрезан до {MAX_QUERY} символов.")
         q = q[:MAX_QUERY]
     f.q = q
-    size = small_int(params.get("size", ""))
+    size = text.to_int(params.get("size", ""), bits=32)
     if size is not None:
         f.size = max(1, min(size, MAX_PAGE_SIZE))
     return f

@@ -60,21 +60,21 @@ class Summary:
     by_attempt: dict[int, int]  # approved reports by the attempt that was accepted
 
 
-def _planner_prefers_index_order(db: Session, on: bool) -> None:
+def _planner_prefers_index_order(session: Session, on: bool) -> None:
     """PostgreSQL: aggregate in the covering index's order (an index-only scan streaming into a
     GroupAggregate, measured ~150 ms on 1,000,000 reports) rather than the planner's own pick, a
     sequential scan into a hash aggregate (~300 ms). Scoped to one statement."""
-    if db.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         return
     if on:
-        db.execute(sa.text("SET LOCAL enable_seqscan = off"))
-        db.execute(sa.text("SET LOCAL enable_hashagg = off"))
+        session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        session.execute(sa.text("SET LOCAL enable_hashagg = off"))
     else:
-        db.execute(sa.text("RESET enable_seqscan"))
-        db.execute(sa.text("RESET enable_hashagg"))
+        session.execute(sa.text("RESET enable_seqscan"))
+        session.execute(sa.text("RESET enable_hashagg"))
 
 
-def _grouped_counts(db: Session, shift_id: int, test_only: bool) -> list[Any]:
+def _grouped_counts(session: Session, shift_id: int, test_only: bool) -> list[Any]:
     query = select(  # type: ignore[call-overload]
         Report.day_number, Report.status, Report.task_id, Report.photo_count, sa.func.count()
     ).where(col(Report.shift_id) == shift_id)
@@ -85,12 +85,12 @@ def _grouped_counts(db: Session, shift_id: int, test_only: bool) -> list[Any]:
         col(Report.day_number), col(Report.status), col(Report.task_id), col(Report.photo_count)
     )
     if test_only:
-        return list(db.exec(query).all())
-    _planner_prefers_index_order(db, True)
+        return list(session.exec(query).all())
+    _planner_prefers_index_order(session, True)
     try:
-        return list(db.exec(query).all())
+        return list(session.exec(query).all())
     finally:
-        _planner_prefers_index_order(db, False)
+        _planner_prefers_index_order(session, False)
 
 
 def _test_members(shift_id: int) -> Any:
@@ -101,7 +101,7 @@ def _test_members(shift_id: int) -> Any:
     )
 
 
-def summary(db: Session, shift: Shift) -> Summary:
+def summary(session: Session, shift: Shift) -> Summary:
     """Per-day, per-task and per-attempt counts.
 
     One index-only pass over the shift's reports, without joins, then the (few) test participants'
@@ -109,10 +109,12 @@ def summary(db: Session, shift: Shift) -> Summary:
     a lookup for each of a million reports."""
     assert shift.id is not None
     counted: dict[tuple[int, str, int, int], int] = {}
-    for day_number, status, task_id, photo_count, count in _grouped_counts(db, shift.id, False):
+    for day_number, status, task_id, photo_count, count in _grouped_counts(
+        session, shift.id, False
+    ):
         group = (int(day_number), getattr(status, "value", status), int(task_id), int(photo_count))
         counted[group] = counted.get(group, 0) + int(count)
-    for day_number, status, task_id, photo_count, count in _grouped_counts(db, shift.id, True):
+    for day_number, status, task_id, photo_count, count in _grouped_counts(session, shift.id, True):
         group = (int(day_number), getattr(status, "value", status), int(task_id), int(photo_count))
         counted[group] -= int(count)
     rows = [(d, t, s, p, n) for (d, s, t, p), n in counted.items() if n]
@@ -132,7 +134,9 @@ def summary(db: Session, shift: Shift) -> Summary:
         c = days.get(n, dict.fromkeys(COUNTED, 0))
         day_list.append(Counts(n, f"{day.day:02d}.{day.month:02d}", *(c[s] for s in COUNTED)))
     titles = dict(
-        db.exec(select(col(Task.id), col(Task.title)).where(col(Task.id).in_(tasks or {0}))).all()
+        session.exec(
+            select(col(Task.id), col(Task.title)).where(col(Task.id).in_(tasks or {0}))
+        ).all()
     )
     task_list = sorted(
         (Counts(t, titles.get(t, ""), *(c[s] for s in COUNTED)) for t, c in tasks.items()),
@@ -141,16 +145,16 @@ def summary(db: Session, shift: Shift) -> Summary:
     return Summary(day_list, task_list, dict(sorted(by_attempt.items())))
 
 
-def per_day(db: Session, shift: Shift) -> list[Counts]:
-    return summary(db, shift).days
+def per_day(session: Session, shift: Shift) -> list[Counts]:
+    return summary(session, shift).days
 
 
-def per_task(db: Session, shift: Shift) -> list[Counts]:
-    return summary(db, shift).tasks
+def per_task(session: Session, shift: Shift) -> list[Counts]:
+    return summary(session, shift).tasks
 
 
-def accepted_by_attempt(db: Session, shift: Shift) -> dict[int, int]:
-    return summary(db, shift).by_attempt
+def accepted_by_attempt(session: Session, shift: Shift) -> dict[int, int]:
+    return summary(session, shift).by_attempt
 
 
 def _member_rows_query(shift_id: int) -> Any:
@@ -226,7 +230,7 @@ def ranked(rows: Any) -> Iterator[Ranked]:
         )
 
 
-def ranking(db: Session, shift: Shift, limit: int | None = None) -> list[Ranked]:
+def ranking(session: Session, shift: Shift, limit: int | None = None) -> list[Ranked]:
     """The first `limit` places (all without a limit), in the same order and places as the export.
 
     Two statements instead of one grouping of every report by member: the places need only each
@@ -257,11 +261,11 @@ def ranking(db: Session, shift: Shift, limit: int | None = None) -> list[Ranked]
     )
     if limit:
         query = query.limit(limit)
-    top = db.execute(query).all()
+    top = session.execute(query).all()
     if not top:
         return []
     others: dict[int, dict[str, int]] = {row[0]: dict.fromkeys(COUNTED, 0) for row in top}
-    for member_id, status, count in db.execute(
+    for member_id, status, count in session.execute(
         sa.select(col(Report.member_id), col(Report.status), sa.func.count())
         .where(col(Report.member_id).in_(list(others)))
         .group_by(col(Report.member_id), col(Report.status))
@@ -282,8 +286,8 @@ def ranking(db: Session, shift: Shift, limit: int | None = None) -> list[Ranked]
     ]
 
 
-def stream_ranking(db: Session, shift_id: int) -> Iterator[Ranked]:
-    result = db.execute(_member_rows_query(shift_id), execution_options={"yield_per": 1000})
+def stream_ranking(session: Session, shift_id: int) -> Iterator[Ranked]:
+    result = session.execute(_member_rows_query(shift_id), execution_options={"yield_per": 1000})
     yield from ranked(result)
 
 
@@ -299,13 +303,13 @@ def content_disposition(name: str, fallback: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def csv_chunks(db: Session, shift_id: int) -> Iterator[bytes]:
+def csv_chunks(session: Session, shift_id: int) -> Iterator[bytes]:
     """CSV for Excel: UTF-8 with a BOM, semicolons; yields as the rows come from the database."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";")
     buffer.write("\ufeff")
     writer.writerow(EXPORT_HEADERS)
-    for count, row in enumerate(stream_ranking(db, shift_id), start=1):
+    for count, row in enumerate(stream_ranking(session, shift_id), start=1):
         writer.writerow(row.export_row())
         if count % 1000 == 0:
             yield buffer.getvalue().encode()
@@ -314,7 +318,7 @@ def csv_chunks(db: Session, shift_id: int) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
-def xlsx_file(db: Session, shift: Shift) -> Any:
+def xlsx_file(session: Session, shift: Shift) -> Any:
     """The ranking as .xlsx (openpyxl write-only mode) in a temporary file, rewound."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
@@ -329,11 +333,11 @@ def xlsx_file(db: Session, shift: Shift) -> Any:
         cell.font = bold
         header.append(cell)
     sheet.append(header)
-    for row in stream_ranking(db, shift.id):  # type: ignore[arg-type]
+    for row in stream_ranking(session, shift.id):  # type: ignore[arg-type]
         sheet.append(row.export_row())
     days = book.create_sheet("По дням")
     days.append(["День", "Дата", "Принято", "Отклонено", "Пропущено", "Ждут фото", "На проверке"])
-    for d in per_day(db, shift):
+    for d in per_day(session, shift):
         days.append(
             [
                 d.key,

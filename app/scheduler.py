@@ -26,11 +26,11 @@ def due_jobs(now: datetime, engine: Engine | None = None) -> list[str]:
     """The jobs to run at `now`, in order (a reminder needs the day's task job to have run)."""
     day = days.report_day(now)
     due: list[str] = []
-    with session_scope(engine) as db:
-        daily_done = schedule.has_run(db, "daily", day)
+    with session_scope(engine) as session:
+        daily_done = schedule.has_run(session, "daily", day)
         if not daily_done:
             due.append("daily")
-        if now >= schedule.reminder_moment(day) and not schedule.has_run(db, "reminder", day):
+        if now >= schedule.reminder_moment(day) and not schedule.has_run(session, "reminder", day):
             due.append("reminder")
     # Checked after the other jobs: today's task job may just have made a shift `finishing`.
     due.append("transitions")
@@ -39,8 +39,8 @@ def due_jobs(now: datetime, engine: Engine | None = None) -> list[str]:
 
 def run_job(job: str, now: datetime, *, engine: Engine | None = None) -> dict[str, Any]:
     """One job in one transaction: committed with its job-run row, or rolled back entirely."""
-    with session_scope(engine) as db:
-        result = schedule.run(db, job, now)
+    with session_scope(engine) as session:
+        result = schedule.run(session, job, now)
     log.info("job %s: %s", job, _summary(result))
     return result
 
@@ -49,10 +49,10 @@ def tick(now: datetime | None = None, engine: Engine | None = None) -> dict[str,
     now = now or clock.now()
     results: dict[str, dict[str, Any]] = {}
     for job in due_jobs(now, engine):
-        with session_scope(engine) as db:
-            if job == "reminder" and not schedule.has_run(db, "daily", days.report_day(now)):
+        with session_scope(engine) as session:
+            if job == "reminder" and not schedule.has_run(session, "daily", days.report_day(now)):
                 continue
-            if job == "transitions" and not schedule.finishable_shifts(db, now):
+            if job == "transitions" and not schedule.finishable_shifts(session, now):
                 continue
         try:
             results[job] = run_job(job, now, engine=engine)
@@ -75,10 +75,10 @@ def purge_expired_photos(now: datetime, engine: Engine | None = None) -> int:
     that commit, so a failure never leaves rows pointing at missing files.
     """
     day = days.report_day(now)
-    with session_scope(engine) as db:
-        if not schedule.claim(db, "retention", day, now):
+    with session_scope(engine) as session:
+        if not schedule.claim(session, "retention", day, now):
             return 0
-        keys = retention.purge_photos(db, day)
+        keys = retention.purge_photos(session, day)
     storage.delete(*keys)
     if keys:
         log.info("retention: %d photos deleted", len(keys) // 2)

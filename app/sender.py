@@ -160,10 +160,10 @@ class Sender:
             .order_by(table.c.send_after, table.c.id)
             .limit(limit)
         )
-        with session_scope(self.engine) as db:
-            if db.get_bind().dialect.name == "postgresql":
+        with session_scope(self.engine) as session:
+            if session.get_bind().dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)
-            result = db.execute(
+            result = session.execute(
                 sa.update(table)
                 .where(table.c.id.in_(due.scalar_subquery()))
                 .values(
@@ -183,7 +183,7 @@ class Sender:
             if not rows:
                 return []
             blocked = set(
-                db.execute(
+                session.execute(
                     sa.select(col(Participant.id)).where(
                         col(Participant.id).in_({r.participant_id for r in rows}),
                         col(Participant.is_bot_blocked).is_(True),
@@ -192,7 +192,7 @@ class Sender:
             )
             if blocked:
                 gone = [r.id for r in rows if r.participant_id in blocked]
-                db.execute(
+                session.execute(
                     sa.update(table)
                     .where(table.c.id.in_(gone))
                     .values(
@@ -217,8 +217,8 @@ class Sender:
             values["attempts"] = OutgoingMessage.attempts - 1
         if error is not None:
             values["last_error"] = error[:2000]
-        with session_scope(self.engine) as db:
-            db.execute(
+        with session_scope(self.engine) as session:
+            session.execute(
                 sa.update(OutgoingMessage)
                 .where(
                     col(OutgoingMessage.id) == row.id,
@@ -280,8 +280,8 @@ class Sender:
             return None
         task_id = payload.get("photo_task_id")
         if task_id:
-            with session_scope(self.engine) as db:
-                task = db.get(Task, int(task_id))
+            with session_scope(self.engine) as session:
+                task = session.get(Task, int(task_id))
             photo: Any = None
             if task is not None and task.telegram_file_id:
                 photo = task.telegram_file_id
@@ -311,13 +311,15 @@ class Sender:
         return None
 
     def _forget_file_id(self, task_id: int) -> None:
-        with session_scope(self.engine) as db:
-            db.execute(sa.update(Task).where(col(Task.id) == task_id).values(telegram_file_id=None))
+        with session_scope(self.engine) as session:
+            session.execute(
+                sa.update(Task).where(col(Task.id) == task_id).values(telegram_file_id=None)
+            )
 
     def _start(self, row: Row) -> bool:
         """Mark the row sent before the call (see the module docstring); False if it is gone."""
-        with session_scope(self.engine) as db:
-            result = db.execute(
+        with session_scope(self.engine) as session:
+            result = session.execute(
                 sa.update(OutgoingMessage)
                 .where(
                     col(OutgoingMessage.id) == row.id,
@@ -348,8 +350,8 @@ class Sender:
             self._close(row, OutboxStatus.failed, f"{type(exc).__name__}: {exc}")
             return
         if file_id and row.payload.get("photo_task_id"):
-            with session_scope(self.engine) as db:
-                db.execute(
+            with session_scope(self.engine) as session:
+                session.execute(
                     sa.update(Task)
                     .where(col(Task.id) == int(row.payload["photo_task_id"]))
                     .values(telegram_file_id=file_id[:255])
@@ -357,8 +359,8 @@ class Sender:
         self.stats["sent"] += 1
 
     def _close(self, row: Row, status: OutboxStatus, error: str) -> None:
-        with session_scope(self.engine) as db:
-            db.execute(
+        with session_scope(self.engine) as session:
+            session.execute(
                 sa.update(OutgoingMessage)
                 .where(col(OutgoingMessage.id) == row.id)
                 .values(status=status, sent_at=None, claimed_until=None, last_error=error[:2000])
@@ -380,8 +382,8 @@ class Sender:
             self._defer(row, retry_after, error=error, count=False)
             return
         if code == 403:
-            with session_scope(self.engine) as db:
-                db.execute(
+            with session_scope(self.engine) as session:
+                session.execute(
                     sa.update(Participant)
                     .where(col(Participant.telegram_id) == row.chat_id)
                     .values(is_bot_blocked=True)
@@ -429,8 +431,8 @@ async def sender_loop(settings: Settings) -> None:
 def backlog(engine: Engine | None = None) -> dict[str, Any]:
     """Due rows waiting to be sent and the oldest one's age (for the health endpoint)."""
     now = clock.now()
-    with session_scope(engine) as db:
-        count, oldest = db.execute(
+    with session_scope(engine) as session:
+        count, oldest = session.execute(
             sa.select(sa.func.count(), sa.func.min(col(OutgoingMessage.send_after))).where(
                 col(OutgoingMessage.status) == OutboxStatus.pending,
                 col(OutgoingMessage.send_after) <= now,

@@ -1,7 +1,8 @@
 """The only module that reads the environment (and `.env`).
 
-Every value is typed and checked once, at start-up; a bad value stops the start with one line that
-names the variable.
+Every value is typed and checked once, at start-up; a bad value stops the start with one Russian
+line that names the variable. Plain variables are rows of `VARIABLES` (name, field, default,
+parser); the few that depend on each other are worked out in `load_settings` below the table.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.config import Config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_DECLINE_REASONS = (
     "На фото не видно задания",
@@ -90,36 +95,141 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _bool(name: str, raw: str) -> bool:
+# --- parsers: (variable name, raw text) → value, or SettingsError naming the variable -------------
+
+Parser = Callable[[str, str], Any]
+
+
+def text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def boolean(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
         return True
     if value in {"0", "false", "no", "off", ""}:
         return False
-    raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+    raise SettingsError(f"{name}: ожидается true или false, а не {raw!r}")
 
 
-def _int(name: str, raw: str, low: int, high: int) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name}: expected a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name}: expected a number from {low} to {high}, got {value}")
+def integer(low: int, high: int) -> Parser:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name}: ожидается целое число, а не {raw!r}") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{name}: ожидается число от {low} до {high}, а не {value}")
+        return value
+
+    return parse
+
+
+def number(low: float, high: float) -> Parser:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name}: ожидается число, а не {raw!r}") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{name}: ожидается число от {low:g} до {high:g}, а не {value:g}")
+        return value
+
+    return parse
+
+
+def http_url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if value and urlparse(value).scheme not in {"http", "https"}:
+        raise SettingsError(f"{name}: ожидается адрес http(s)://…, а не {value!r}")
     return value
 
 
-def _float(name: str, raw: str, low: float, high: float) -> float:
+def time_zone(name: str, raw: str) -> str:
+    value = raw.strip()
     try:
-        value = float(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name}: expected a number from {low} to {high}, got {value}")
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{name}: неизвестный часовой пояс {value!r}") from None
     return value
 
 
-def _database_url(get, data_dir: Path) -> str:
+def webhook_secret(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and (
+        len(value) > 256 or not all(c.isascii() and (c.isalnum() or c in "_-") for c in value)
+    ):
+        raise SettingsError(f"{name}: 1–256 символов из A-Z, a-z, 0-9, _ и -")
+    return value
+
+
+def decline_reasons(name: str, raw: str) -> tuple[str, ...]:
+    reasons = tuple(r.strip() for r in raw.split(";") if r.strip())
+    if len(reasons) > 9:
+        raise SettingsError(f"{name}: не больше 9 причин (клавиши 1–9), через ';'")
+    return reasons or DEFAULT_DECLINE_REASONS
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    field: str
+    default: str
+    parse: Parser
+
+
+# Variables read by name and stored as one field each. DATABASE_URL/POSTGRES_*/DB_*, DATA_DIR and
+# SECRET_KEY are combined or checked in load_settings and listed in COMBINED.
+VARIABLES = (
+    Variable("TIME_ZONE", "time_zone", "Asia/Yekaterinburg", time_zone),
+    Variable("BOT_TOKEN", "bot_token", "", text),
+    Variable("BOT_WEBHOOK_MODE", "bot_webhook_mode", "false", boolean),
+    Variable("APPLICATION_URL", "application_url", "", http_url),
+    Variable("TELEGRAM_API_URL", "telegram_api_url", "https://api.telegram.org", http_url),
+    Variable("TELEGRAM_WEBHOOK_SECRET", "telegram_webhook_secret", "", webhook_secret),
+    Variable("HEALTHCHECK_API_URL", "healthcheck_api_url", "http://127.0.0.1:8080/health", text),
+    Variable("SEND_NEW_TASK_HOUR", "send_new_task_hour", "8", integer(0, 23)),
+    Variable("SEND_NO_REPORT_REMINDER_HOUR", "send_no_report_reminder_hour", "20", integer(0, 23)),
+    Variable("JOIN_DAYS_AFTER_START", "join_days_after_start", "2", integer(0, 60)),
+    Variable("MAX_REQUESTS_PER_SHIFT", "max_requests_per_shift", "3", integer(1, 100)),
+    Variable("MAX_PHOTO_ATTEMPTS", "max_photo_attempts", "3", integer(1, 10)),
+    Variable("SKIPS_TO_EXCLUDE", "skips_to_exclude", "5", integer(1, 100)),
+    Variable("MIN_AGE", "min_age", "3", integer(0, 100)),
+    Variable("MAX_SHIFT_MONTHS", "max_shift_months", "4", integer(1, 24)),
+    Variable("UNDO_SECONDS", "undo_seconds", "10", integer(0, 600)),
+    Variable("INVITE_TTL_HOURS", "invite_ttl_hours", "24", integer(1, 24 * 30)),
+    Variable("SCHEDULER_ENABLED", "scheduler_enabled", "true", boolean),
+    Variable("OUTBOX_RATE_PER_SECOND", "outbox_rate_per_second", "30", number(0.1, 100000)),
+    Variable("COMMUNITY_URL", "community_url", "", text),
+    Variable("PHOTO_RETENTION_DAYS", "photo_retention_days", "365", integer(1, 36500)),
+    Variable("DECLINE_REASONS", "decline_reasons", "", decline_reasons),
+    Variable("SMTP_HOST", "smtp_host", "", text),
+    Variable("SMTP_PORT", "smtp_port", "25", integer(1, 65535)),
+    Variable("SMTP_USER", "smtp_user", "", text),
+    Variable("SMTP_PASSWORD", "smtp_password", "", lambda name, raw: raw),
+    Variable("SMTP_FROM", "smtp_from", "noreply@lomaya.local", text),
+    Variable("SMTP_TLS", "smtp_tls", "false", boolean),
+    Variable("LOG_LEVEL", "log_level", "INFO", lambda name, raw: raw.strip().upper() or "INFO"),
+)
+COMBINED = (
+    "DATABASE_URL",
+    "POSTGRES_DB",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "DB_HOST",
+    "DB_PORT",
+    "DATA_DIR",
+    "SECRET_KEY",
+)
+
+
+def variable_names() -> set[str]:
+    """Every environment variable the app reads (checked against .env.example by a test)."""
+    return {v.name for v in VARIABLES} | set(COMBINED)
+
+
+def _database_url(get: Callable[[str, str], str], data_dir: Path) -> str:
     url = get("DATABASE_URL", "").strip()
     if url:
         if url.startswith("postgres://"):
@@ -128,18 +238,33 @@ def _database_url(get, data_dir: Path) -> str:
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         if not (url.startswith("postgresql+psycopg://") or url.startswith("sqlite")):
             raise SettingsError(
-                f"DATABASE_URL: only PostgreSQL or SQLite URLs are supported, got {url.split(':')[0]!r}"
+                "DATABASE_URL: поддерживаются только PostgreSQL и SQLite, "
+                f"а не {url.split(':')[0]!r}"
             )
         return url
     host = get("DB_HOST", "").strip()
     if host:
         user = quote(get("POSTGRES_USER", "postgres"), safe="")
         password = quote(get("POSTGRES_PASSWORD", ""), safe="")
-        port = _int("DB_PORT", get("DB_PORT", "5432"), 1, 65535)
+        port = integer(1, 65535)("DB_PORT", get("DB_PORT", "5432"))
         name = get("POSTGRES_DB", "lomaya_baryery_db_local")
         auth = f"{user}:{password}@" if password else f"{user}@"
         return f"postgresql+psycopg://{auth}{host}:{port}/{name}"
     return f"sqlite:///{data_dir / 'lomaya.sqlite3'}"
+
+
+def _secret_key(get: Callable[[str, str], str], allow_generated: bool) -> str:
+    secret_key = get("SECRET_KEY", "").strip()
+    if not secret_key:
+        if not allow_generated:
+            raise SettingsError(
+                "SECRET_KEY: обязателен (длинная случайная строка); создайте его командой "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
+        return secrets.token_urlsafe(48)
+    if len(secret_key) < 16:
+        raise SettingsError("SECRET_KEY: нужно не меньше 16 символов")
+    return secret_key
 
 
 def load_settings(
@@ -157,117 +282,32 @@ def load_settings(
         environ = dict(os.environ)
     file_values: dict[str, str] = {}
     if env_file and Path(env_file).is_file():
-        config = Config(env_file, environ={})
-        file_values = dict(config.file_values)
+        file_values = dict(Config(env_file, environ={}).file_values)
 
     def get(name: str, default: str = "") -> str:
-        if name in environ:
-            return environ[name]
-        return file_values.get(name, default)
+        return environ[name] if name in environ else file_values.get(name, default)
 
+    values: dict[str, Any] = {v.field: v.parse(v.name, get(v.name, v.default)) for v in VARIABLES}
     data_dir = Path(get("DATA_DIR", "./var")).expanduser()
-    secret_key = get("SECRET_KEY", "").strip()
-    if not secret_key:
-        if not allow_generated_secret:
-            raise SettingsError(
-                "SECRET_KEY: is required (a long random string); generate one with "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
-            )
-        secret_key = secrets.token_urlsafe(48)
-    elif len(secret_key) < 16:
-        raise SettingsError("SECRET_KEY: must be at least 16 characters long")
-
-    tz_name = get("TIME_ZONE", "Asia/Yekaterinburg").strip()
-    try:
-        ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(f"TIME_ZONE: unknown time zone {tz_name!r}") from None
-
-    webhook_mode = _bool("BOT_WEBHOOK_MODE", get("BOT_WEBHOOK_MODE", "false"))
-    application_url = get("APPLICATION_URL", "").strip().rstrip("/")
-    if application_url and urlparse(application_url).scheme not in {"http", "https"}:
+    secret_key = _secret_key(get, allow_generated_secret)
+    if (
+        values["bot_webhook_mode"]
+        and values["bot_token"]
+        and not values["application_url"].startswith("https://")
+    ):
         raise SettingsError(
-            f"APPLICATION_URL: expected an http(s) address, got {application_url!r}"
+            "APPLICATION_URL: для режима webhook (BOT_WEBHOOK_MODE=true) нужен https-адрес, "
+            "доступный Telegram"
         )
-    bot_token = get("BOT_TOKEN", "").strip()
-    if webhook_mode and bot_token and not application_url.startswith("https://"):
-        raise SettingsError(
-            "APPLICATION_URL: webhook mode (BOT_WEBHOOK_MODE=true) needs an https "
-            "address that Telegram can reach"
-        )
-
-    webhook_secret = get("TELEGRAM_WEBHOOK_SECRET", "").strip()
-    if webhook_secret:
-        if not (1 <= len(webhook_secret) <= 256) or not all(
-            c.isascii() and (c.isalnum() or c in "_-") for c in webhook_secret
-        ):
-            raise SettingsError(
-                "TELEGRAM_WEBHOOK_SECRET: 1–256 characters of A-Z, a-z, 0-9, _ and -"
-            )
-    else:
-        webhook_secret = hmac.new(
+    if not values["telegram_webhook_secret"]:
+        values["telegram_webhook_secret"] = hmac.new(
             secret_key.encode(), b"telegram-webhook", hashlib.sha256
         ).hexdigest()
-
-    api_url = get("TELEGRAM_API_URL", "https://api.telegram.org").strip().rstrip("/")
-    if urlparse(api_url).scheme not in {"http", "https"}:
-        raise SettingsError(f"TELEGRAM_API_URL: expected an http(s) address, got {api_url!r}")
-
-    reasons_raw = get("DECLINE_REASONS", "").strip()
-    reasons = (
-        tuple(r.strip() for r in reasons_raw.split(";") if r.strip())
-        if reasons_raw
-        else DEFAULT_DECLINE_REASONS
-    )
-    if len(reasons) > 9:
-        raise SettingsError("DECLINE_REASONS: at most 9 reasons (keys 1–9), separated by ';'")
-
-    task_hour = _int("SEND_NEW_TASK_HOUR", get("SEND_NEW_TASK_HOUR", "8"), 0, 23)
-    reminder_hour = _int(
-        "SEND_NO_REPORT_REMINDER_HOUR", get("SEND_NO_REPORT_REMINDER_HOUR", "20"), 0, 23
-    )
-
     return Settings(
         database_url=_database_url(get, data_dir),
         data_dir=data_dir,
         secret_key=secret_key,
-        time_zone=tz_name,
-        bot_token=bot_token,
-        bot_webhook_mode=webhook_mode,
-        application_url=application_url,
-        telegram_api_url=api_url,
-        telegram_webhook_secret=webhook_secret,
-        healthcheck_api_url=get("HEALTHCHECK_API_URL", "http://127.0.0.1:8080/health").strip(),
-        send_new_task_hour=task_hour,
-        send_no_report_reminder_hour=reminder_hour,
-        join_days_after_start=_int(
-            "JOIN_DAYS_AFTER_START", get("JOIN_DAYS_AFTER_START", "2"), 0, 60
-        ),
-        max_requests_per_shift=_int(
-            "MAX_REQUESTS_PER_SHIFT", get("MAX_REQUESTS_PER_SHIFT", "3"), 1, 100
-        ),
-        max_photo_attempts=_int("MAX_PHOTO_ATTEMPTS", get("MAX_PHOTO_ATTEMPTS", "3"), 1, 10),
-        skips_to_exclude=_int("SKIPS_TO_EXCLUDE", get("SKIPS_TO_EXCLUDE", "5"), 1, 100),
-        min_age=_int("MIN_AGE", get("MIN_AGE", "3"), 0, 100),
-        max_shift_months=_int("MAX_SHIFT_MONTHS", get("MAX_SHIFT_MONTHS", "4"), 1, 24),
-        undo_seconds=_int("UNDO_SECONDS", get("UNDO_SECONDS", "10"), 0, 600),
-        invite_ttl_hours=_int("INVITE_TTL_HOURS", get("INVITE_TTL_HOURS", "24"), 1, 24 * 30),
-        scheduler_enabled=_bool("SCHEDULER_ENABLED", get("SCHEDULER_ENABLED", "true")),
-        outbox_rate_per_second=_float(
-            "OUTBOX_RATE_PER_SECOND", get("OUTBOX_RATE_PER_SECOND", "30"), 0.1, 100000
-        ),
-        community_url=get("COMMUNITY_URL", "").strip(),
-        photo_retention_days=_int(
-            "PHOTO_RETENTION_DAYS", get("PHOTO_RETENTION_DAYS", "365"), 1, 36500
-        ),
-        decline_reasons=reasons,
-        smtp_host=get("SMTP_HOST", "").strip(),
-        smtp_port=_int("SMTP_PORT", get("SMTP_PORT", "25"), 1, 65535),
-        smtp_user=get("SMTP_USER", "").strip(),
-        smtp_password=get("SMTP_PASSWORD", ""),
-        smtp_from=get("SMTP_FROM", "noreply@lomaya.local").strip(),
-        smtp_tls=_bool("SMTP_TLS", get("SMTP_TLS", "false")),
-        log_level=get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
+        **values,
     )
 
 

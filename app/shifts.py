@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app import audit, clock, final_message, outbox
+from app.errors import FormErrors
 from app.models import (
     Member,
     MemberStatus,
@@ -26,6 +27,7 @@ from app.models import (
     Shift,
     ShiftDay,
     ShiftStatus,
+    Staff,
     Task,
 )
 from app.settings import get_settings
@@ -40,14 +42,6 @@ STATUS_LABELS = {
     ShiftStatus.cancelled: "отменена",
 }
 CANCEL_REASON = "Смена отменена."
-
-
-class FormErrors(ValueError):
-    """Russian messages keyed by form field ("" = the whole form)."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(errors.values()))
-        self.errors = errors
 
 
 def parse_date(value: Any) -> date | None:
@@ -87,7 +81,7 @@ def _check_title(title: str, errors: dict[str, str]) -> None:
 
 
 def _check_dates(
-    db: Session,
+    session: Session,
     start: date | None,
     end: date | None,
     errors: dict[str, str],
@@ -113,7 +107,7 @@ def _check_dates(
         if start < today:
             errors["started_at"] = "Дата начала уже прошла. Выберите сегодняшний день или позже."
         else:
-            running = db.exec(
+            running = session.exec(
                 select(col(Shift.number), col(Shift.finished_at)).where(
                     col(Shift.status).in_(RUNNING), col(Shift.id) != (shift_id or 0)
                 )
@@ -126,10 +120,9 @@ def _check_dates(
                     )
 
 
-def active_task_ids(db: Session) -> list[int]:
-    return list(
-        db.exec(select(col(Task.id)).where(col(Task.is_archived).is_(False)).order_by(col(Task.id)))  # type: ignore[arg-type]
-    )
+def active_task_ids(session: Session) -> list[int]:
+    query = sa.select(col(Task.id)).where(col(Task.is_archived).is_(False)).order_by(col(Task.id))
+    return list(session.execute(query).scalars())
 
 
 def plan_sequence(task_ids: list[int], length: int, recent: list[int] | None = None) -> list[int]:
@@ -148,48 +141,48 @@ def plan_sequence(task_ids: list[int], length: int, recent: list[int] | None = N
     return [order[i % len(order)] for i in range(length)]
 
 
-def _write_plan(db: Session, shift: Shift, first_day: int, tasks: list[int]) -> None:
-    db.execute(
+def _write_plan(session: Session, shift: Shift, first_day: int, tasks: list[int]) -> None:
+    session.execute(
         sa.delete(ShiftDay).where(
             col(ShiftDay.shift_id) == shift.id, col(ShiftDay.day_number) >= first_day
         )
     )
-    db.add_all(
+    session.add_all(
         ShiftDay(shift_id=shift.id, day_number=first_day + i, task_id=task_id)  # type: ignore[arg-type]
         for i, task_id in enumerate(tasks)
     )
 
 
-def next_number(db: Session) -> int:
-    return int(db.exec(select(sa.func.coalesce(sa.func.max(Shift.number), 0))).one()) + 1
+def next_number(session: Session) -> int:
+    return int(session.exec(select(sa.func.coalesce(sa.func.max(Shift.number), 0))).one()) + 1
 
 
 def create_shift(
-    db: Session, actor_id: int | None, title: str, start: date | None, end: date | None
+    session: Session, actor: Staff | None, title: str, start: date | None, end: date | None
 ) -> Shift:
     title = title.strip()
     errors: dict[str, str] = {}
     _check_title(title, errors)
-    _check_dates(db, start, end, errors, shift_id=None, check_start=True)
-    if db.exec(select(Shift.id).where(Shift.status == ShiftStatus.preparing)).first():
+    _check_dates(session, start, end, errors, shift_id=None, check_start=True)
+    if session.exec(select(Shift.id).where(Shift.status == ShiftStatus.preparing)).first():
         errors[""] = "Уже есть смена в подготовке: сначала запустите или отмените её."
-    tasks = active_task_ids(db)
+    tasks = active_task_ids(session)
     if not tasks:
         errors[""] = "Сначала добавьте задания: без них нельзя составить план смены."
     if errors:
         raise FormErrors(errors)
     assert start and end
     shift = Shift(
-        number=next_number(db),
+        number=next_number(session),
         title=title,
         status=ShiftStatus.preparing,
         started_at=start,
         finished_at=end,
     )
-    db.add(shift)
-    db.flush()
-    _write_plan(db, shift, 1, plan_sequence(tasks, shift.length_days))
-    audit.record(db, actor_id, "shift.create", "shift", shift.id, None, _snapshot(shift))
+    session.add(shift)
+    session.flush()
+    _write_plan(session, shift, 1, plan_sequence(tasks, shift.length_days))
+    audit.record(session, actor, "shift.create", "shift", shift.id, None, _snapshot(shift))
     return shift
 
 
@@ -203,30 +196,30 @@ def editable_fields(shift: Shift) -> set[str]:
     return set()
 
 
-def _resize_plan(db: Session, shift: Shift, old_length: int) -> None:
+def _resize_plan(session: Session, shift: Shift, old_length: int) -> None:
     new_length = shift.length_days
     if new_length < old_length:
-        db.execute(
+        session.execute(
             sa.delete(ShiftDay).where(
                 col(ShiftDay.shift_id) == shift.id, col(ShiftDay.day_number) > new_length
             )
         )
     elif new_length > old_length:
         recent = list(
-            db.exec(
+            session.exec(
                 select(ShiftDay.task_id)
                 .where(ShiftDay.shift_id == shift.id)
                 .order_by(col(ShiftDay.day_number).desc())
                 .limit(5)
             )
         )
-        extra = plan_sequence(active_task_ids(db), new_length - old_length, recent)
-        _write_plan(db, shift, old_length + 1, extra)
+        extra = plan_sequence(active_task_ids(session), new_length - old_length, recent)
+        _write_plan(session, shift, old_length + 1, extra)
 
 
-def approved_members(db: Session, shift_id: int) -> list[Participant]:
+def approved_members(session: Session, shift_id: int) -> list[Participant]:
     return list(
-        db.exec(
+        session.exec(
             select(Participant)
             .join(Member, col(Member.participant_id) == Participant.id)
             .where(Member.shift_id == shift_id, Member.status == MemberStatus.active)
@@ -234,11 +227,11 @@ def approved_members(db: Session, shift_id: int) -> list[Participant]:
     )
 
 
-def _tell_new_start(db: Session, shift: Shift, start: date) -> None:
+def _tell_new_start(session: Session, shift: Shift, start: date) -> None:
     """Queue "the shift now starts on …" to every approved member (once per member and date)."""
-    for participant in approved_members(db, shift.id):  # type: ignore[arg-type]
+    for participant in approved_members(session, shift.id):  # type: ignore[arg-type]
         outbox.enqueue(
-            db,
+            session,
             participant,
             "shift_start_changed",
             f"shift_start_changed:{shift.id}:{participant.id}:{start.isoformat()}",
@@ -247,8 +240,8 @@ def _tell_new_start(db: Session, shift: Shift, start: date) -> None:
 
 
 def update_shift(
-    db: Session,
-    actor_id: int | None,
+    session: Session,
+    actor: Staff | None,
     shift: Shift,
     title: str,
     start: date | None,
@@ -264,7 +257,7 @@ def update_shift(
     _check_title(title, errors)
     start_changed = start != shift.started_at
     _check_dates(
-        db,
+        session,
         start,
         end,
         errors,
@@ -285,22 +278,22 @@ def update_shift(
     before = _snapshot(shift)
     old_length = shift.length_days
     shift.title, shift.started_at, shift.finished_at = title, start, end
-    db.add(shift)
-    db.flush()
-    _resize_plan(db, shift, old_length)
+    session.add(shift)
+    session.flush()
+    _resize_plan(session, shift, old_length)
     if start_changed:
-        _tell_new_start(db, shift, start)
+        _tell_new_start(session, shift, start)
     after = _snapshot(shift)
     if after != before:
-        audit.record(db, actor_id, "shift.update", "shift", shift.id, before, after)
+        audit.record(session, actor, "shift.update", "shift", shift.id, before, after)
     return shift
 
 
-def start_now(db: Session, actor_id: int | None, shift: Shift) -> Shift:
+def start_now(session: Session, actor: Staff | None, shift: Shift) -> Shift:
     """preparing → started today, keeping the shift's length (and so its plan)."""
     if shift.status != ShiftStatus.preparing:
         raise FormErrors({"": "Запустить можно только смену в подготовке."})
-    other = db.exec(
+    other = session.exec(
         select(Shift.number).where(Shift.status == ShiftStatus.started, col(Shift.id) != shift.id)
     ).first()
     if other is not None:
@@ -308,7 +301,7 @@ def start_now(db: Session, actor_id: int | None, shift: Shift) -> Shift:
     before = _snapshot(shift)
     today = clock.local_today()
     length = shift.length_days
-    result = db.execute(
+    result = session.execute(
         sa.update(Shift)
         .where(col(Shift.id) == shift.id, col(Shift.status) == ShiftStatus.preparing)
         .values(
@@ -320,17 +313,17 @@ def start_now(db: Session, actor_id: int | None, shift: Shift) -> Shift:
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise FormErrors({"": "Смену уже запустил или отменил кто-то другой."})
-    db.refresh(shift)
+    session.refresh(shift)
     if before["started_at"] != today:
-        _tell_new_start(db, shift, today)
-    audit.record(db, actor_id, "shift.start", "shift", shift.id, before, _snapshot(shift))
+        _tell_new_start(session, shift, today)
+    audit.record(session, actor, "shift.start", "shift", shift.id, before, _snapshot(shift))
     return shift
 
 
-def cancel_shift(db: Session, actor_id: int | None, shift: Shift) -> int:
+def cancel_shift(session: Session, actor: Staff | None, shift: Shift) -> int:
     """preparing → cancelled; pending requests are declined; every applicant is told. Returns messages queued."""
     before = _snapshot(shift)
-    result = db.execute(
+    result = session.execute(
         sa.update(Shift)
         .where(col(Shift.id) == shift.id, col(Shift.status) == ShiftStatus.preparing)
         .values(status=ShiftStatus.cancelled, updated_at=clock.now())
@@ -338,37 +331,37 @@ def cancel_shift(db: Session, actor_id: int | None, shift: Shift) -> int:
     if not result.rowcount:  # type: ignore[attr-defined]
         raise FormErrors({"": "Отменить можно только смену в подготовке."})
     now = clock.now()
-    db.execute(
+    session.execute(
         sa.update(Request)
         .where(col(Request.shift_id) == shift.id, col(Request.status) == RequestStatus.pending)
         .values(
             status=RequestStatus.declined,
             decline_reason=CANCEL_REASON,
-            decided_by_id=actor_id,
+            decided_by_id=actor.id if actor else None,
             decided_at=now,
             updated_at=now,
         )
     )
-    applicants = db.exec(
+    applicants = session.exec(
         select(Participant)
         .join(Request, col(Request.participant_id) == Participant.id)
         .where(Request.shift_id == shift.id)
     ).all()
-    db.refresh(shift)
+    session.refresh(shift)
     sent = 0
     for participant in applicants:
         sent += outbox.enqueue(
-            db,
+            session,
             participant,
             "shift_cancelled",
             f"shift_cancelled:{shift.id}:{participant.id}",
             context={"shift": shift},
         )
-    audit.record(db, actor_id, "shift.cancel", "shift", shift.id, before, _snapshot(shift))
+    audit.record(session, actor, "shift.cancel", "shift", shift.id, before, _snapshot(shift))
     return sent
 
 
-def set_final_message(db: Session, actor_id: int | None, shift: Shift, text: str) -> Shift:
+def set_final_message(session: Session, actor: Staff | None, shift: Shift, text: str) -> Shift:
     if "final_message" not in editable_fields(shift):
         raise FormErrors({"final_message": "Эту смену уже нельзя изменить."})
     text = text.replace("\r\n", "\n").strip()
@@ -377,16 +370,16 @@ def set_final_message(db: Session, actor_id: int | None, shift: Shift, text: str
         raise FormErrors({"final_message": problem})
     before = {"final_message": shift.final_message}
     shift.final_message = text
-    db.add(shift)
+    session.add(shift)
     audit.record(
-        db, actor_id, "shift.final_message", "shift", shift.id, before, {"final_message": text}
+        session, actor, "shift.final_message", "shift", shift.id, before, {"final_message": text}
     )
     return shift
 
 
-def preview_final_message(db: Session, shift: Shift, text: str | None = None) -> str:
+def preview_final_message(session: Session, shift: Shift, text: str | None = None) -> str:
     """The final message as a real member of the shift would get it (a sample one if none yet)."""
-    row = db.exec(
+    row = session.exec(
         select(Participant.name, Participant.surname, Member.id)
         .join(Member, col(Member.participant_id) == Participant.id)
         .where(Member.shift_id == shift.id, col(Participant.is_test).is_(False))
@@ -398,7 +391,7 @@ def preview_final_message(db: Session, shift: Shift, text: str | None = None) ->
     else:
         name, surname = row[0], row[1]
         balance = int(
-            db.exec(
+            session.exec(
                 select(sa.func.count()).where(
                     col(Report.member_id) == row[2], col(Report.status) == ReportStatus.approved
                 )
@@ -432,8 +425,8 @@ def plan_editable(shift: Shift, day_number: int) -> bool:
     return day_date(shift, day_number) > clock.local_today()
 
 
-def plan(db: Session, shift: Shift) -> list[PlanDay]:
-    rows = db.exec(
+def plan(session: Session, shift: Shift) -> list[PlanDay]:
+    rows = session.exec(
         select(ShiftDay.day_number, ShiftDay.task_id, Task.title, Task.is_archived)
         .join(Task, col(Task.id) == ShiftDay.task_id)
         .where(ShiftDay.shift_id == shift.id)
@@ -445,31 +438,31 @@ def plan(db: Session, shift: Shift) -> list[PlanDay]:
     ]
 
 
-def plan_day(db: Session, shift: Shift, day_number: int) -> PlanDay | None:
-    return next((d for d in plan(db, shift) if d.day_number == day_number), None)
+def plan_day(session: Session, shift: Shift, day_number: int) -> PlanDay | None:
+    return next((d for d in plan(session, shift) if d.day_number == day_number), None)
 
 
 def set_day_task(
-    db: Session, actor_id: int | None, shift: Shift, day_number: int, task_id: int | None
+    session: Session, actor: Staff | None, shift: Shift, day_number: int, task_id: int | None
 ) -> None:
-    row = db.exec(
+    row = session.exec(
         select(ShiftDay).where(ShiftDay.shift_id == shift.id, ShiftDay.day_number == day_number)
     ).first()
     if row is None:
         raise FormErrors({"": "Такого дня в смене нет."})
     if not plan_editable(shift, day_number):
         raise FormErrors({"": "Этот день уже наступил: его задание изменить нельзя."})
-    task = db.get(Task, task_id) if task_id is not None else None
+    task = session.get(Task, task_id) if task_id is not None else None
     if task is None or task.is_archived:
         raise FormErrors({"": "Выберите задание из каталога (не из архива)."})
     if row.task_id == task.id:
         return
     before = {"day_number": day_number, "task_id": row.task_id}
     row.task_id = task.id  # type: ignore[assignment]
-    db.add(row)
+    session.add(row)
     audit.record(
-        db,
-        actor_id,
+        session,
+        actor,
         "plan.set_day",
         "shift",
         shift.id,
@@ -478,7 +471,7 @@ def set_day_task(
     )
 
 
-def regenerate_future(db: Session, actor_id: int | None, shift: Shift) -> int:
+def regenerate_future(session: Session, actor: Staff | None, shift: Shift) -> int:
     """Re-plan every day that has not come yet; returns how many days changed hands."""
     if shift.status not in (ShiftStatus.preparing, ShiftStatus.started):
         raise FormErrors({"": "План этой смены изменить уже нельзя."})
@@ -487,21 +480,21 @@ def regenerate_future(db: Session, actor_id: int | None, shift: Shift) -> int:
     length = shift.length_days
     if first > length:
         raise FormErrors({"": "Все дни смены уже наступили."})
-    tasks = active_task_ids(db)
+    tasks = active_task_ids(session)
     if not tasks:
         raise FormErrors({"": "В каталоге нет активных заданий."})
     recent = list(
-        db.exec(
+        session.exec(
             select(ShiftDay.task_id)
             .where(ShiftDay.shift_id == shift.id, col(ShiftDay.day_number) < first)
             .order_by(col(ShiftDay.day_number).desc())
             .limit(min(len(tasks) - 1, 5))
         )
     )
-    _write_plan(db, shift, first, plan_sequence(tasks, length - first + 1, recent))
+    _write_plan(session, shift, first, plan_sequence(tasks, length - first + 1, recent))
     audit.record(
-        db,
-        actor_id,
+        session,
+        actor,
         "plan.regenerate",
         "shift",
         shift.id,
@@ -530,7 +523,7 @@ class ShiftRow:
         return STATUS_LABELS[self.status]
 
 
-def list_shifts(db: Session) -> list[ShiftRow]:
+def list_shifts(session: Session) -> list[ShiftRow]:
     members = (
         select(sa.func.count())
         .where(col(Member.shift_id) == Shift.id, col(Member.status) == MemberStatus.active)
@@ -541,7 +534,7 @@ def list_shifts(db: Session) -> list[ShiftRow]:
         .where(col(Report.shift_id) == Shift.id, col(Report.status) == ReportStatus.reviewing)
         .scalar_subquery()
     )
-    rows = db.exec(
+    rows = session.exec(
         select(  # type: ignore[call-overload]
             Shift.id,
             Shift.number,

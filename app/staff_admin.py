@@ -14,9 +14,9 @@ from sqlmodel import Session, col, select
 
 from app import audit, clock
 from app.accounts import hash_password, normalize_email, password_problem, verify_password
+from app.errors import FormErrors
 from app.models import Staff, StaffRole, StaffStatus, StaffToken, TokenPurpose
 from app.settings import get_settings
-from app.shifts import FormErrors
 
 ROLE_LABELS = {StaffRole.administrator: "администратор", StaffRole.expert: "эксперт"}
 NAME_MAX = 100
@@ -26,15 +26,15 @@ def token_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _new_token(db: Session, **values) -> tuple[StaffToken, str]:
+def _new_token(session: Session, **values) -> tuple[StaffToken, str]:
     secret = secrets.token_urlsafe(32)
     token = StaffToken(
         token_hash=token_hash(secret),
         expires_at=clock.now() + timedelta(hours=get_settings().invite_ttl_hours),
         **values,
     )
-    db.add(token)
-    db.flush()
+    session.add(token)
+    session.flush()
     return token, secret
 
 
@@ -46,7 +46,11 @@ def _check_names(name: str, surname: str, errors: dict[str, str]) -> None:
 
 
 def _revoke_open(
-    db: Session, purpose: TokenPurpose, *, email: str | None = None, staff_id: int | None = None
+    session: Session,
+    purpose: TokenPurpose,
+    *,
+    email: str | None = None,
+    staff_id: int | None = None,
 ) -> None:
     query = sa.update(StaffToken).where(
         col(StaffToken.purpose) == purpose,
@@ -57,11 +61,11 @@ def _revoke_open(
         query = query.where(col(StaffToken.email) == email)
     if staff_id is not None:
         query = query.where(col(StaffToken.staff_id) == staff_id)
-    db.execute(query.values(revoked_at=clock.now()))
+    session.execute(query.values(revoked_at=clock.now()))
 
 
 def invite(
-    db: Session, actor_id: int | None, email: str, name: str, surname: str, role: str
+    session: Session, actor: Staff | None, email: str, name: str, surname: str, role: str
 ) -> tuple[StaffToken, str]:
     """A new invitation (an older open one for the same e-mail is revoked). Returns (row, secret)."""
     email = normalize_email(email)
@@ -69,42 +73,48 @@ def invite(
     errors: dict[str, str] = {}
     if "@" not in email or len(email) > 254 or " " in email:
         errors["email"] = "Укажите электронную почту, например anna@example.org."
-    elif db.exec(select(Staff.id).where(Staff.email == email)).first() is not None:
+    elif session.exec(select(Staff.id).where(Staff.email == email)).first() is not None:
         errors["email"] = "Сотрудник с такой почтой уже есть."
     _check_names(name, surname, errors)
     if role not in (StaffRole.administrator.value, StaffRole.expert.value):
         errors["role"] = "Выберите роль."
     if errors:
         raise FormErrors(errors)
-    _revoke_open(db, TokenPurpose.invite, email=email)
+    _revoke_open(session, TokenPurpose.invite, email=email)
     token, secret = _new_token(
-        db,
+        session,
         purpose=TokenPurpose.invite,
         email=email,
         name=name,
         surname=surname,
         role=StaffRole(role),
-        created_by_id=actor_id,
+        created_by_id=actor.id if actor else None,
     )
     audit.record(
-        db, actor_id, "staff.invite", "staff_token", token.id, None, {"email": email, "role": role}
+        session,
+        actor,
+        "staff.invite",
+        "staff_token",
+        token.id,
+        None,
+        {"email": email, "role": role},
     )
     return token, secret
 
 
-def reissue(db: Session, actor_id: int | None, token: StaffToken) -> tuple[StaffToken, str]:
+def reissue(session: Session, actor: Staff | None, token: StaffToken) -> tuple[StaffToken, str]:
     if token.used_at is not None:
         raise FormErrors({"": "По этому приглашению уже создан аккаунт."})
     if token.purpose == TokenPurpose.invite:
-        return invite(db, actor_id, token.email, token.name, token.surname, token.role.value)
-    staff = db.get(Staff, token.staff_id)
+        return invite(session, actor, token.email, token.name, token.surname, token.role.value)
+    staff = session.get(Staff, token.staff_id)
     if staff is None:
         raise FormErrors({"": "Сотрудник не найден."})
-    return password_reset(db, actor_id, staff)
+    return password_reset(session, actor, staff)
 
 
-def revoke(db: Session, actor_id: int | None, token: StaffToken) -> None:
-    result = db.execute(
+def revoke(session: Session, actor: Staff | None, token: StaffToken) -> None:
+    result = session.execute(
         sa.update(StaffToken)
         .where(
             col(StaffToken.id) == token.id,
@@ -115,31 +125,31 @@ def revoke(db: Session, actor_id: int | None, token: StaffToken) -> None:
     )
     if result.rowcount:  # type: ignore[attr-defined]
         audit.record(
-            db, actor_id, "staff.token_revoke", "staff_token", token.id, None, {"revoked": True}
+            session, actor, "staff.token_revoke", "staff_token", token.id, None, {"revoked": True}
         )
 
 
-def password_reset(db: Session, actor_id: int | None, staff: Staff) -> tuple[StaffToken, str]:
-    _revoke_open(db, TokenPurpose.password_reset, staff_id=staff.id)
+def password_reset(session: Session, actor: Staff | None, staff: Staff) -> tuple[StaffToken, str]:
+    _revoke_open(session, TokenPurpose.password_reset, staff_id=staff.id)
     token, secret = _new_token(
-        db,
+        session,
         purpose=TokenPurpose.password_reset,
         email=staff.email,
         name=staff.name,
         surname=staff.surname,
         role=staff.role,
         staff_id=staff.id,
-        created_by_id=actor_id,
+        created_by_id=actor.id if actor else None,
     )
     audit.record(
-        db, actor_id, "staff.password_reset_link", "staff", staff.id, None, {"token_id": token.id}
+        session, actor, "staff.password_reset_link", "staff", staff.id, None, {"token_id": token.id}
     )
     return token, secret
 
 
-def open_tokens(db: Session) -> list[StaffToken]:
+def open_tokens(session: Session) -> list[StaffToken]:
     return list(
-        db.exec(
+        session.exec(
             select(StaffToken)
             .where(
                 col(StaffToken.used_at).is_(None),
@@ -151,21 +161,23 @@ def open_tokens(db: Session) -> list[StaffToken]:
     )
 
 
-def find_token(db: Session, secret: str) -> StaffToken | None:
+def find_token(session: Session, secret: str) -> StaffToken | None:
     """A usable token for `secret` (not used, not revoked, not expired), else None."""
     if not secret or len(secret) > 200:
         return None
-    token = db.exec(select(StaffToken).where(StaffToken.token_hash == token_hash(secret))).first()
+    token = session.exec(
+        select(StaffToken).where(StaffToken.token_hash == token_hash(secret))
+    ).first()
     if token is None or token.used_at or token.revoked_at or token.expires_at <= clock.now():
         return None
     return token
 
 
 def accept(
-    db: Session, secret: str, password: str, password2: str, name: str = "", surname: str = ""
+    session: Session, secret: str, password: str, password2: str, name: str = "", surname: str = ""
 ) -> Staff:
     """Use a link: create the invited account, or set the new password. Single use, guarded."""
-    token = find_token(db, secret)
+    token = find_token(session, secret)
     if token is None:
         raise FormErrors(
             {"": "Ссылка больше не действует. Попросите администратора прислать новую."}
@@ -184,7 +196,7 @@ def accept(
         _check_names(name, surname, errors)
     if errors:
         raise FormErrors(errors)
-    used = db.execute(
+    used = session.execute(
         sa.update(StaffToken)
         .where(
             col(StaffToken.id) == token.id,
@@ -198,7 +210,7 @@ def accept(
             {"": "Ссылка больше не действует. Попросите администратора прислать новую."}
         )
     if token.purpose == TokenPurpose.invite:
-        if db.exec(select(Staff.id).where(Staff.email == token.email)).first() is not None:
+        if session.exec(select(Staff.id).where(Staff.email == token.email)).first() is not None:
             raise FormErrors({"": "Сотрудник с такой почтой уже есть. Войдите со своим паролем."})
         staff = Staff(
             email=token.email,
@@ -207,11 +219,11 @@ def accept(
             role=token.role,
             password_hash=hash_password(password),
         )
-        db.add(staff)
-        db.flush()
+        session.add(staff)
+        session.flush()
         audit.record(
-            db,
-            staff.id,
+            session,
+            staff,
             "staff.create",
             "staff",
             staff.id,
@@ -219,19 +231,19 @@ def accept(
             {"email": staff.email, "role": staff.role},
         )
         return staff
-    account = db.get(Staff, token.staff_id)
+    account = session.get(Staff, token.staff_id)
     if account is None:
         raise FormErrors({"": "Сотрудник не найден."})
     account.password_hash = hash_password(password)
     account.session_version += 1
-    db.add(account)
-    audit.record(db, account.id, "staff.password_reset", "staff", account.id)
+    session.add(account)
+    audit.record(session, account, "staff.password_reset", "staff", account.id)
     return account
 
 
-def _active_admins(db: Session) -> int:
+def _active_admins(session: Session) -> int:
     return int(
-        db.exec(
+        session.exec(
             select(sa.func.count()).where(
                 col(Staff.role) == StaffRole.administrator, col(Staff.status) == StaffStatus.active
             )
@@ -239,7 +251,7 @@ def _active_admins(db: Session) -> int:
     )
 
 
-def set_role(db: Session, actor: Staff, staff: Staff, role: str) -> None:
+def set_role(session: Session, actor: Staff, staff: Staff, role: str) -> None:
     if role not in (StaffRole.administrator.value, StaffRole.expert.value):
         raise FormErrors({"": "Выберите роль."})
     new = StaffRole(role)
@@ -250,26 +262,28 @@ def set_role(db: Session, actor: Staff, staff: Staff, role: str) -> None:
     if (
         staff.role == StaffRole.administrator
         and staff.status == StaffStatus.active
-        and _active_admins(db) <= 1
+        and _active_admins(session) <= 1
     ):
         raise FormErrors({"": "Это последний администратор: без него сайтом некому управлять."})
-    audit.record(db, actor.id, "staff.role", "staff", staff.id, {"role": staff.role}, {"role": new})
+    audit.record(
+        session, actor, "staff.role", "staff", staff.id, {"role": staff.role}, {"role": new}
+    )
     staff.role = new
     staff.session_version += 1  # the old role must not linger in an open session
-    db.add(staff)
+    session.add(staff)
 
 
-def set_blocked(db: Session, actor: Staff, staff: Staff, blocked: bool) -> None:
+def set_blocked(session: Session, actor: Staff, staff: Staff, blocked: bool) -> None:
     new = StaffStatus.blocked if blocked else StaffStatus.active
     if new == staff.status:
         return
     if staff.id == actor.id:
         raise FormErrors({"": "Себя заблокировать нельзя."})
-    if blocked and staff.role == StaffRole.administrator and _active_admins(db) <= 1:
+    if blocked and staff.role == StaffRole.administrator and _active_admins(session) <= 1:
         raise FormErrors({"": "Это последний администратор: без него сайтом некому управлять."})
     audit.record(
-        db,
-        actor.id,
+        session,
+        actor,
         "staff.block" if blocked else "staff.unblock",
         "staff",
         staff.id,
@@ -278,18 +292,18 @@ def set_blocked(db: Session, actor: Staff, staff: Staff, blocked: bool) -> None:
     )
     staff.status = new
     staff.session_version += 1  # open sessions end at the very next request
-    db.add(staff)
+    session.add(staff)
 
 
-def staff_list(db: Session) -> list[Staff]:
+def staff_list(session: Session) -> list[Staff]:
     return list(
-        db.exec(
+        session.exec(
             select(Staff).order_by(col(Staff.status), col(Staff.surname), col(Staff.name))
         ).all()
     )
 
 
-def update_profile(db: Session, staff: Staff, name: str, surname: str) -> None:
+def update_profile(session: Session, staff: Staff, name: str, surname: str) -> None:
     name, surname = name.strip(), surname.strip()
     errors: dict[str, str] = {}
     _check_names(name, surname, errors)
@@ -297,11 +311,11 @@ def update_profile(db: Session, staff: Staff, name: str, surname: str) -> None:
         raise FormErrors(errors)
     before = {"name": staff.name, "surname": staff.surname}
     staff.name, staff.surname = name, surname
-    db.add(staff)
+    session.add(staff)
     if before != {"name": name, "surname": surname}:
         audit.record(
-            db,
-            staff.id,
+            session,
+            staff,
             "staff.profile",
             "staff",
             staff.id,
@@ -310,7 +324,7 @@ def update_profile(db: Session, staff: Staff, name: str, surname: str) -> None:
         )
 
 
-def change_password(db: Session, staff: Staff, current: str, new: str, new2: str) -> int:
+def change_password(session: Session, staff: Staff, current: str, new: str, new2: str) -> int:
     """Change one's own password; returns the new session version (other sessions end)."""
     errors: dict[str, str] = {}
     if not verify_password(staff.password_hash, current):
@@ -325,6 +339,6 @@ def change_password(db: Session, staff: Staff, current: str, new: str, new2: str
         raise FormErrors(errors)
     staff.password_hash = hash_password(new)
     staff.session_version += 1
-    db.add(staff)
-    audit.record(db, staff.id, "staff.password_change", "staff", staff.id)
+    session.add(staff)
+    audit.record(session, staff, "staff.password_change", "staff", staff.id)
     return staff.session_version

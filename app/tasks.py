@@ -5,9 +5,8 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from app import audit, images
-from app.errors import NotAnImage
-from app.models import Report, ShiftDay, Task
-from app.shifts import FormErrors
+from app.errors import FormErrors, NotAnImage
+from app.models import Report, ShiftDay, Staff, Task
 
 TITLE_MIN, TITLE_MAX = 3, 150
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
@@ -17,11 +16,11 @@ def thumb_key(image_key: str | None) -> str | None:
     return images.thumb_key_of(image_key) if image_key else None
 
 
-def _check_title(db: Session, title: str, task_id: int | None) -> str | None:
+def _check_title(session: Session, title: str, task_id: int | None) -> str | None:
     if not TITLE_MIN <= len(title) <= TITLE_MAX:
         return f"Название задания — от {TITLE_MIN} до {TITLE_MAX} символов."
     # Compared in Python: SQLite's lower() knows only ASCII, and the catalogue is small.
-    others = db.exec(select(Task.title).where(col(Task.id) != (task_id or 0))).all()
+    others = session.exec(select(Task.title).where(col(Task.id) != (task_id or 0))).all()
     if title.casefold() in {t.casefold() for t in others}:
         return "Задание с таким названием уже есть."
     return None
@@ -40,10 +39,10 @@ def _store_picture(image: bytes | None, errors: dict[str, str]) -> images.Stored
         return None
 
 
-def create_task(db: Session, actor_id: int | None, title: str, image: bytes | None) -> Task:
+def create_task(session: Session, actor: Staff | None, title: str, image: bytes | None) -> Task:
     title = " ".join(title.split())
     errors: dict[str, str] = {}
-    problem = _check_title(db, title, None)
+    problem = _check_title(session, title, None)
     if problem:
         errors["title"] = problem
         raise FormErrors(errors)  # don't store a picture for a task that will not exist
@@ -51,11 +50,11 @@ def create_task(db: Session, actor_id: int | None, title: str, image: bytes | No
     if errors:
         raise FormErrors(errors)
     task = Task(title=title, image_key=stored.key if stored else None)
-    db.add(task)
-    db.flush()
+    session.add(task)
+    session.flush()
     audit.record(
-        db,
-        actor_id,
+        session,
+        actor,
         "task.create",
         "task",
         task.id,
@@ -66,12 +65,12 @@ def create_task(db: Session, actor_id: int | None, title: str, image: bytes | No
 
 
 def update_task(
-    db: Session, actor_id: int | None, task: Task, title: str, image: bytes | None
+    session: Session, actor: Staff | None, task: Task, title: str, image: bytes | None
 ) -> Task:
     """Rename and/or replace the picture; without a new picture the old one stays."""
     title = " ".join(title.split())
     errors: dict[str, str] = {}
-    problem = _check_title(db, title, task.id)
+    problem = _check_title(session, title, task.id)
     if problem:
         errors["title"] = problem
         raise FormErrors(errors)
@@ -83,21 +82,21 @@ def update_task(
     if stored:
         task.image_key = stored.key
         task.telegram_file_id = None  # the bot must upload the new picture once
-    db.add(task)
+    session.add(task)
     after = {"title": task.title, "image_key": task.image_key}
     if after != before:
-        audit.record(db, actor_id, "task.update", "task", task.id, before, after)
+        audit.record(session, actor, "task.update", "task", task.id, before, after)
     return task
 
 
-def set_archived(db: Session, actor_id: int | None, task: Task, archived: bool) -> Task:
+def set_archived(session: Session, actor: Staff | None, task: Task, archived: bool) -> Task:
     if task.is_archived != archived:
         before = {"is_archived": task.is_archived}
         task.is_archived = archived
-        db.add(task)
+        session.add(task)
         audit.record(
-            db,
-            actor_id,
+            session,
+            actor,
             "task.archive" if archived else "task.unarchive",
             "task",
             task.id,
@@ -107,30 +106,32 @@ def set_archived(db: Session, actor_id: int | None, task: Task, archived: bool) 
     return task
 
 
-def is_referenced(db: Session, task_id: int) -> bool:
-    in_plan = db.exec(select(ShiftDay.id).where(ShiftDay.task_id == task_id).limit(1)).first()
-    in_reports = db.exec(select(Report.id).where(Report.task_id == task_id).limit(1)).first()
+def is_referenced(session: Session, task_id: int) -> bool:
+    in_plan = session.exec(select(ShiftDay.id).where(ShiftDay.task_id == task_id).limit(1)).first()
+    in_reports = session.exec(select(Report.id).where(Report.task_id == task_id).limit(1)).first()
     return in_plan is not None or in_reports is not None
 
 
-def delete_task(db: Session, actor_id: int | None, task: Task) -> list[str]:
+def delete_task(session: Session, actor: Staff | None, task: Task) -> list[str]:
     """Delete a task no plan or report uses; returns the media keys to remove after commit."""
-    if is_referenced(db, task.id):  # type: ignore[arg-type]
+    if is_referenced(session, task.id):  # type: ignore[arg-type]
         raise FormErrors(
             {
                 "": "Это задание уже есть в плане смены или в отчётах: его можно только убрать в архив."
             }
         )
     keys = [k for k in (task.image_key, thumb_key(task.image_key)) if k]
-    audit.record(db, actor_id, "task.delete", "task", task.id, {"title": task.title}, None)
-    db.delete(task)
+    audit.record(session, actor, "task.delete", "task", task.id, {"title": task.title}, None)
+    session.delete(task)
     return keys
 
 
-def catalogue(db: Session, archived: bool | None = None) -> list[tuple[int, str, str | None, bool]]:
+def catalogue(
+    session: Session, archived: bool | None = None
+) -> list[tuple[int, str, str | None, bool]]:
     query = select(Task.id, Task.title, Task.image_key, Task.is_archived).order_by(
         col(Task.is_archived), col(Task.title)
     )
     if archived is not None:
         query = query.where(col(Task.is_archived).is_(archived))
-    return list(db.exec(query).all())  # type: ignore[arg-type]
+    return list(session.exec(query).all())  # type: ignore[arg-type]

@@ -15,13 +15,10 @@ from datetime import datetime
 from urllib.parse import parse_qsl
 
 from app import clock
+from app.errors import InitDataError
 
 MAX_AGE_SECONDS = 2 * 3600  # a child may take a while to fill the form
 MAX_CLOCK_SKEW_SECONDS = 300
-
-
-class InitDataError(ValueError):
-    """initData is missing, forged or too old."""
 
 
 @dataclass(frozen=True)

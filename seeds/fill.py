@@ -420,7 +420,7 @@ def _create_shift(
     )
     audit.record(
         ctx.session,
-        ctx.admin.id,
+        ctx.admin,
         "shift.create",
         "shift",
         shift.id,
@@ -480,7 +480,7 @@ def _audit_status(ctx: _Ctx, shift: Shift, status: ShiftStatus, at: datetime) ->
         ShiftStatus.cancelled: "shift.cancel",
     }[status]
     audit.record(
-        ctx.session, ctx.admin.id, action, "shift", shift.id, after={"status": status}
+        ctx.session, ctx.admin, action, "shift", shift.id, after={"status": status}
     ).at = at
 
 
@@ -520,7 +520,7 @@ def _request(
         ctx.session.flush()
         audit.record(
             ctx.session,
-            by.id,
+            by,
             action,
             "request",
             request.id,
@@ -639,7 +639,7 @@ def _decision_audit(
     action = "report.approve" if approved else "report.decline"
     audit.record(
         ctx.session,
-        by.id,
+        by,
         action,
         "report",
         report.id,

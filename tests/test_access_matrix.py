@@ -135,7 +135,7 @@ def world(db, admin):
     report = factories.make_report(db, member, 1, ReportStatus.approved, photos=1)
     application = factories.make_request(db, factories.make_participant(db), shift)
     target = factories.make_staff(db, email="target@example.org")
-    token, secret = staff_admin.invite(db, admin.id, "invitee@example.org", "Ира", "", "expert")
+    token, secret = staff_admin.invite(db, admin, "invitee@example.org", "Ира", "", "expert")
     db.commit()
     stored = images.store_image(factories.jpeg_bytes(seed=7))
     return {

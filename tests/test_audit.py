@@ -12,7 +12,7 @@ def test_audit_log_filters_and_pages(admin_client, db, admin, expert):
     clock.set_now(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
     audit.record(
         db,
-        expert.id,
+        expert,
         "report.approve",
         "report",
         5,
@@ -22,7 +22,7 @@ def test_audit_log_filters_and_pages(admin_client, db, admin, expert):
     clock.set_now(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
     for n in range(55):
         audit.record(
-            db, admin.id, "task.update", "task", n, {"title": f"Было {n}"}, {"title": f"Стало {n}"}
+            db, admin, "task.update", "task", n, {"title": f"Было {n}"}, {"title": f"Стало {n}"}
         )
     db.commit()
     clock.set_now(None)

@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import select
 
 from app import clock, registration, webapp
+from app.errors import InitDataError
 from app.models import (
     OutgoingMessage,
     Participant,
@@ -136,7 +137,7 @@ def test_verify_uses_the_documented_algorithm():
 
     clock.set_now(None)
     assert webapp.verify(TOKEN, urlencode(fields)).id == 5
-    with pytest.raises(webapp.InitDataError):
+    with pytest.raises(InitDataError):
         webapp.verify(TOKEN, urlencode(fields) + "&extra=1")
 
 

@@ -22,7 +22,7 @@ from app.models import (
     StaffRole,
 )
 from app.models import Report as ReportRow
-from app.web.common import fmt_date
+from app.text import fmt_date
 from tests import factories
 from tests.conftest import csrf_token, login
 

@@ -90,7 +90,7 @@ def test_approve_creates_a_member_joined_today_and_tells_the_family(
 
 
 def factories_date(day: date) -> str:
-    from app.web.common import fmt_date
+    from app.text import fmt_date
 
     return fmt_date(day)
 

@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import select
 
 from app import clock, shifts
+from app.errors import FormErrors
 from app.models import (
     AuditEvent,
     OutgoingMessage,
@@ -73,7 +74,7 @@ def _create(db, title="Умею жить", start=TODAY + timedelta(days=7), end=
 )
 def test_bad_shift_dates_and_titles_are_refused(db, title, start, end, field, text):
     _tasks(db)
-    with pytest.raises(shifts.FormErrors) as exc:
+    with pytest.raises(FormErrors) as exc:
         shifts.create_shift(db, None, title, start, end)
     assert text in exc.value.errors[field]
 
@@ -87,7 +88,7 @@ def test_four_months_exactly_fits(db):
 def test_only_one_preparing_shift(db):
     _tasks(db)
     _create(db)
-    with pytest.raises(shifts.FormErrors) as exc:
+    with pytest.raises(FormErrors) as exc:
         shifts.create_shift(
             db, None, "Вторая", TODAY + timedelta(days=60), TODAY + timedelta(days=90)
         )
@@ -97,7 +98,7 @@ def test_only_one_preparing_shift(db):
 def test_new_shift_starts_after_the_running_one(db):
     tasks = _tasks(db)
     running = factories.make_shift(db, start=TODAY - timedelta(days=10), days=30, tasks=tasks)
-    with pytest.raises(shifts.FormErrors) as exc:
+    with pytest.raises(FormErrors) as exc:
         shifts.create_shift(
             db, None, "Новая", running.finished_at, running.finished_at + timedelta(days=30)
         )
@@ -108,7 +109,7 @@ def test_new_shift_starts_after_the_running_one(db):
 
 def test_no_active_tasks_no_shift(db):
     factories.make_task(db, "Старое", is_archived=True)
-    with pytest.raises(shifts.FormErrors) as exc:
+    with pytest.raises(FormErrors) as exc:
         shifts.create_shift(db, None, "Смена", TODAY, TODAY + timedelta(days=10))
     assert "добавьте задания" in exc.value.errors[""]
 
@@ -213,7 +214,7 @@ def test_started_shift_keeps_its_start_and_end_must_be_after_today(db):
     assert shift.started_at == TODAY - timedelta(days=5)  # ignored: fixed once started
     assert shift.title == "Новое имя"
     assert len(db.exec(select(ShiftDay).where(ShiftDay.shift_id == shift.id)).all()) == 35
-    with pytest.raises(shifts.FormErrors) as exc:
+    with pytest.raises(FormErrors) as exc:
         shifts.update_shift(db, None, shift, "Новое имя", shift.started_at, TODAY)
     assert "позже сегодняшнего дня" in exc.value.errors["finished_at"]
 
@@ -222,7 +223,7 @@ def test_finished_shift_is_read_only(db, admin_client):
     shift = factories.make_shift(
         db, status=ShiftStatus.finished, start=TODAY - timedelta(days=100), days=30
     )
-    with pytest.raises(shifts.FormErrors):
+    with pytest.raises(FormErrors):
         shifts.update_shift(db, None, shift, "Другое", shift.started_at, shift.finished_at)
     page = admin_client.get(f"/shifts/{shift.id}")
     assert "изменить её нельзя" in page.text
@@ -232,7 +233,7 @@ def test_start_now_only_when_no_other_shift_runs(db):
     tasks = _tasks(db)
     running = factories.make_shift(db, start=TODAY - timedelta(days=5), days=30, tasks=tasks)
     prep = _create(db, start=running.finished_at + timedelta(days=1))
-    with pytest.raises(shifts.FormErrors) as exc:
+    with pytest.raises(FormErrors) as exc:
         shifts.start_now(db, None, prep)
     assert f"Смена №{running.number} ещё идёт" in exc.value.errors[""]
     running.status = ShiftStatus.finished
@@ -250,7 +251,7 @@ def test_start_now_only_when_no_other_shift_runs(db):
     )
     texts = [m.payload["text"] for m in db.exec(select(OutgoingMessage)).all()]
     assert len(texts) == 1 and "начнётся 2 марта 2026" in texts[0]
-    with pytest.raises(shifts.FormErrors):
+    with pytest.raises(FormErrors):
         shifts.start_now(db, None, prep)
 
 

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from app import clock, staff_admin
 from app.accounts import verify_password
+from app.errors import FormErrors
 from app.models import AuditEvent, Staff, StaffRole, StaffStatus, StaffToken
 from app.settings import set_settings
 from tests import factories
@@ -203,7 +204,7 @@ def test_no_self_block_no_self_demotion_and_the_last_admin_stays(admin_client, d
     other.status = StaffStatus.blocked
     db.add(other)
     db.commit()
-    with pytest.raises(staff_admin.FormErrors) as exc:
+    with pytest.raises(FormErrors) as exc:
         staff_admin.set_blocked(
             db, other, admin, True
         )  # another (blocked) admin tries: last active one
@@ -260,7 +261,7 @@ def test_profile_name_and_password(admin_client, db, admin, app):
 
 
 def test_two_people_using_one_link_at_once_create_one_account(db, admin):
-    _, secret = staff_admin.invite(db, admin.id, "race@example.org", "Гоша", "", "expert")
+    _, secret = staff_admin.invite(db, admin, "race@example.org", "Гоша", "", "expert")
     db.commit()
     from app.db import session_scope
 

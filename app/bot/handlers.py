@@ -16,9 +16,10 @@ import telebot
 from sqlmodel import col
 from telebot import apihelper, types, util
 
-from app import clock, members, outbox, photos, registration
+from app import clock, members, outbox, photos, registration, text
 from app.bot.updates import Context, current
 from app.days import report_day
+from app.errors import DownloadError
 from app.models import Member, Participant, Report, ReportStatus, Task
 from app.settings import get_settings
 
@@ -46,17 +47,22 @@ def reply(
     settings = get_settings()
     ctx_values = {"settings": settings, **(context or {})}
     return outbox.enqueue(
-        ctx.db, target, kind, key or f"reply:{ctx.update_id}", context=ctx_values, payload=payload
+        ctx.session,
+        target,
+        kind,
+        key or f"reply:{ctx.update_id}",
+        context=ctx_values,
+        payload=payload,
     )
 
 
 def _participant(ctx: Context, user: types.User | None) -> Participant | None:
     if user is None:
         return None
-    p = registration.participant_by_telegram(ctx.db, user.id)
+    p = registration.participant_by_telegram(ctx.session, user.id)
     if p is not None and p.is_bot_blocked:
         p.is_bot_blocked = False  # they wrote again
-        ctx.db.add(p)
+        ctx.session.add(p)
     return p
 
 
@@ -69,11 +75,11 @@ def on_start(message: types.Message) -> None:
         return
     ctx = current()
     p = _participant(ctx, message.from_user)
-    found = photos.current_member(ctx.db, p.id) if p and p.id else None
+    found = photos.current_member(ctx.session, p.id) if p and p.id else None
     if found is not None:
         member, shift = found
-        report = photos.todays_report(ctx.db, member)
-        task = ctx.db.get(Task, report.task_id) if report else None
+        report = photos.todays_report(ctx.session, member)
+        task = ctx.session.get(Task, report.task_id) if report else None
         assert member.id is not None
         reply(
             ctx,
@@ -82,14 +88,14 @@ def on_start(message: types.Message) -> None:
             "start_member",
             context={
                 "shift": shift,
-                "balance": members.lombaryers(members.balance(ctx.db, member.id)),
+                "balance": text.lombaryers(members.balance(ctx.session, member.id)),
                 "report": report,
                 "task": task,
             },
             payload={"keyboard": "task"},
         )
         return
-    open_shift = registration.open_shift(ctx.db)
+    open_shift = registration.open_shift(ctx.session)
     settings = get_settings()
     if open_shift is None:
         reply(ctx, message.chat.id, p, "start_closed")
@@ -107,7 +113,7 @@ def on_start(message: types.Message) -> None:
 
 def _member_or_answer(ctx: Context, message: types.Message) -> tuple[Participant, Member] | None:
     p = _participant(ctx, message.from_user)
-    found = photos.current_member(ctx.db, p.id) if p and p.id else None
+    found = photos.current_member(ctx.session, p.id) if p and p.id else None
     if p is None or found is None:
         reply(ctx, message.chat.id, p, "not_member")
         return None
@@ -123,13 +129,13 @@ def on_balance(message: types.Message) -> None:
         return
     p, member = found
     assert member.id is not None
-    n = members.balance(ctx.db, member.id)
+    n = members.balance(ctx.session, member.id)
     reply(
         ctx,
         message.chat.id,
         p,
         "balance",
-        context={"count": n, "balance": members.lombaryers(n)},
+        context={"count": n, "balance": text.lombaryers(n)},
         payload={"keyboard": "task"},
     )
 
@@ -142,7 +148,7 @@ def on_skip(message: types.Message) -> None:
     if found is None:
         return
     p, member = found
-    report = photos.todays_report(ctx.db, member)
+    report = photos.todays_report(ctx.session, member)
     if report is None:
         reply(ctx, message.chat.id, p, "photo_no_task")
     elif report.status != ReportStatus.waiting:
@@ -169,8 +175,8 @@ def on_callback(call: types.CallbackQuery) -> None:
     p = _participant(ctx, call.from_user)
     report_id = int(parts[2])
     edit = {"edit_message_id": message.message_id}
-    found = photos.current_member(ctx.db, p.id) if p and p.id else None
-    report = ctx.db.get(Report, report_id) if found else None
+    found = photos.current_member(ctx.session, p.id) if p and p.id else None
+    report = ctx.session.get(Report, report_id) if found else None
     if (
         p is None
         or found is None
@@ -183,7 +189,7 @@ def on_callback(call: types.CallbackQuery) -> None:
     if parts[1] != "yes":
         reply(ctx, message.chat.id, p, "skip_cancelled", payload=edit)
         return
-    changed = ctx.db.execute(
+    changed = ctx.session.execute(
         sa.update(Report)
         .where(col(Report.id) == report_id, col(Report.status) == ReportStatus.waiting)
         .values(status=ReportStatus.skipped, updated_at=clock.now())
@@ -219,15 +225,15 @@ def _fetch(bot: telebot.TeleBot, file_path: str) -> bytes:
     timeout = (apihelper.CONNECT_TIMEOUT, apihelper.READ_TIMEOUT)
     with _http_session().get(url, stream=True, timeout=timeout) as response:
         if response.status_code != 200:
-            raise photos.DownloadError(f"HTTP {response.status_code}")
+            raise DownloadError(f"HTTP {response.status_code}")
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > photos.MAX_DOWNLOAD_BYTES:
-            raise photos.DownloadError("too big", too_big=True)
+            raise DownloadError("too big", too_big=True)
         body = bytearray()
         for chunk in response.iter_content(DOWNLOAD_CHUNK):
             body.extend(chunk)
             if len(body) > photos.MAX_DOWNLOAD_BYTES:
-                raise photos.DownloadError("too big", too_big=True)
+                raise DownloadError("too big", too_big=True)
     return bytes(body)
 
 
@@ -236,16 +242,16 @@ def _download(bot: telebot.TeleBot):
         try:
             info = bot.get_file(incoming.file_id)
             if info.file_size and info.file_size > photos.MAX_DOWNLOAD_BYTES:
-                raise photos.DownloadError("too big", too_big=True)
+                raise DownloadError("too big", too_big=True)
             if not info.file_path:
-                raise photos.DownloadError("no file path")
+                raise DownloadError("no file path")
             return _fetch(bot, info.file_path)
         except telebot.apihelper.ApiTelegramException as exc:
-            raise photos.DownloadError(
+            raise DownloadError(
                 exc.description, too_big="too big" in (exc.description or "")
             ) from None
         except (telebot.apihelper.ApiException, requests.RequestException) as exc:
-            raise photos.DownloadError(type(exc).__name__) from None
+            raise DownloadError(type(exc).__name__) from None
 
     return download
 
@@ -254,20 +260,20 @@ def _photo(message: types.Message, incoming: photos.Incoming) -> None:
     ctx = current()
     user = message.from_user
     found = (
-        photos.situation(ctx.db, user.id, incoming.file_unique_id)
+        photos.situation(ctx.session, user.id, incoming.file_unique_id)
         if user is not None
         else photos.Situation(None)
     )
     p = found.participant
     if p is not None and p.is_bot_blocked:
         p.is_bot_blocked = False  # they wrote again
-        ctx.db.add(p)
+        ctx.session.add(p)
     if message.media_group_id:
         # The album's first photo to arrive counts; the others get one note, once.
         key = f"album:{message.chat.id}:{message.media_group_id}"
         if not reply(ctx, message.chat.id, p, "album_note", key=key):
             return
-    outcome = photos.receive(ctx.db, found, incoming, _download(ctx.bot))
+    outcome = photos.receive(ctx.session, found, incoming, _download(ctx.bot))
     ctx.stored_keys.extend(outcome.stored_keys)
     reply(ctx, message.chat.id, p, outcome.kind, context=outcome.context)
 
@@ -306,7 +312,7 @@ def on_other(message: types.Message) -> None:
         return
     ctx = current()
     p = _participant(ctx, message.from_user)
-    found = photos.current_member(ctx.db, p.id) if p and p.id else None
+    found = photos.current_member(ctx.session, p.id) if p and p.id else None
     reply(ctx, message.chat.id, p, "hint", context={"is_member": found is not None})
 
 
@@ -314,12 +320,12 @@ def on_chat_member(update: types.ChatMemberUpdated) -> None:
     ctx = current()
     if update.chat is None or update.chat.type != "private" or update.from_user is None:
         return
-    p = registration.participant_by_telegram(ctx.db, update.from_user.id)
+    p = registration.participant_by_telegram(ctx.session, update.from_user.id)
     status = update.new_chat_member.status if update.new_chat_member else None
     if p is None or status not in ("kicked", "member"):
         return
     p.is_bot_blocked = status == "kicked"
-    ctx.db.add(p)
+    ctx.session.add(p)
 
 
 def register(bot: telebot.TeleBot) -> None:

@@ -35,7 +35,7 @@ log = logging.getLogger("lomaya.bot")
 class Context:
     """What a handler needs: the update's session, its id and the bot (for downloads)."""
 
-    db: Session
+    session: Session
     update_id: int
     bot: telebot.TeleBot
     stored_keys: list[str] = field(default_factory=list)
@@ -62,7 +62,7 @@ def update_id_of(data: Any) -> int | None:
 
 
 def _insert(
-    db: Session,
+    session: Session,
     update_id: int,
     data: dict[str, Any],
     status: UpdateStatus,
@@ -77,23 +77,23 @@ def _insert(
     }
     table = TelegramUpdate.__table__  # type: ignore[attr-defined]
     stmt = (
-        dialect_insert(db, table)
+        dialect_insert(session, table)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["update_id"])
     )
-    return db.execute(stmt.returning(table.c.update_id)).first() is not None
+    return session.execute(stmt.returning(table.c.update_id)).first() is not None
 
 
 def _record_failure(update_id: int, data: dict[str, Any], error: str) -> None:
-    with session_scope() as db:
-        if not _insert(db, update_id, data, UpdateStatus.failed):
-            db.execute(
+    with session_scope() as session:
+        if not _insert(session, update_id, data, UpdateStatus.failed):
+            session.execute(
                 sa.update(TelegramUpdate)
                 .where(col(TelegramUpdate.update_id) == update_id)
                 .values(status=UpdateStatus.failed, error=error, processed_at=clock.now())
             )
         else:
-            db.execute(
+            session.execute(
                 sa.update(TelegramUpdate)
                 .where(col(TelegramUpdate.update_id) == update_id)
                 .values(error=error, processed_at=clock.now())
@@ -111,18 +111,18 @@ def process_update(data: dict[str, Any], *, replay: bool = False) -> str:
     bot = get_bot()
     ctx: Context | None = None
     try:
-        with session_scope() as db:
+        with session_scope() as session:
             if replay:
-                row = db.get(TelegramUpdate, update_id, with_for_update=True)
+                row = session.get(TelegramUpdate, update_id, with_for_update=True)
                 if row is None or row.status == UpdateStatus.processed:
                     return "duplicate"
-            elif not _insert(db, update_id, {}, UpdateStatus.processed, clock.now()):
+            elif not _insert(session, update_id, {}, UpdateStatus.processed, clock.now()):
                 # Stored as processed in the same transaction as its effects: either both
                 # commit, or neither (and a failure is recorded separately below). A processed
                 # update keeps only its id (the dedupe key): its payload holds a child's name and
                 # messages, which we do not keep without need. Failed ones keep it for replay.
                 return "duplicate"
-            ctx = Context(db=db, update_id=update_id, bot=bot)
+            ctx = Context(session=session, update_id=update_id, bot=bot)
             _local.ctx = ctx
             try:
                 update = telebot.types.Update.de_json(data)
@@ -131,7 +131,7 @@ def process_update(data: dict[str, Any], *, replay: bool = False) -> str:
             finally:
                 _local.ctx = None
             if replay:
-                db.execute(
+                session.execute(
                     sa.update(TelegramUpdate)
                     .where(col(TelegramUpdate.update_id) == update_id)
                     .values(
@@ -153,8 +153,8 @@ def process_update(data: dict[str, Any], *, replay: bool = False) -> str:
 
 
 def failed_updates(limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
-    with session_scope() as db:
-        rows = db.execute(
+    with session_scope() as session:
+        rows = session.execute(
             sa.select(col(TelegramUpdate.update_id), col(TelegramUpdate.payload))
             .where(col(TelegramUpdate.status) == UpdateStatus.failed)
             .order_by(col(TelegramUpdate.update_id))

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from app import registration, webapp
 from app.bot import updates
 from app.db import session_scope
+from app.errors import InitDataError
 from app.settings import get_settings
 from app.web.common import templates
 
@@ -105,7 +106,7 @@ async def registration_page(request: Request) -> Response:
 
     try:
         user = webapp.verify(get_settings().bot_token, init_data)
-    except webapp.InitDataError:
+    except InitDataError:
         return answer(
             403,
             message="Откройте форму из чата с ботом: нажмите кнопку «Заполнить анкету» "
@@ -113,10 +114,10 @@ async def registration_page(request: Request) -> Response:
         )
 
     def work():
-        with session_scope() as db:
+        with session_scope() as session:
             if action == "prefill":
-                return None, registration.prefill(db, user.id)
-            return registration.submit(db, user.id, values), None
+                return None, registration.prefill(session, user.id)
+            return registration.submit(session, user.id, values), None
 
     try:
         outcome, prefill = await run_in_threadpool(work)

@@ -8,11 +8,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app import applications
+from app.errors import Invalid, NotFound, Refused
 from app.models import Staff
-from app.moderation import Refused
-from app.report_queue import NotFound
-from app.web.common import form, int_param, is_htmx, render, staff_view
-from app.web.reports import flash, pop_flash
+from app.web.common import flash, form, int_param, is_htmx, pop_flash, render, staff_view
 
 
 def _reasons() -> list[tuple[int, str]]:
@@ -20,8 +18,8 @@ def _reasons() -> list[tuple[int, str]]:
 
 
 @staff_view()
-def queue(request: Request, db: Session, staff: Staff) -> Response:
-    shifts = applications.open_shifts(db)
+def queue(request: Request, session: Session, actor: Staff) -> Response:
+    shifts = applications.open_shifts(session)
     notices = pop_flash(request)
     shift_id = None
     raw = request.query_params.get("shift", "").strip()
@@ -30,7 +28,7 @@ def queue(request: Request, db: Session, staff: Staff) -> Response:
         if shift_id not in {s.id for s in shifts}:
             notices.append("Такой набирающей смены нет — показаны заявки всех смен.")
             shift_id = None
-    rows = applications.pending(db, shift_id)
+    rows = applications.pending(session, shift_id)
     return render(
         request,
         "requests/index.html",
@@ -40,15 +38,14 @@ def queue(request: Request, db: Session, staff: Staff) -> Response:
             "shift_id": shift_id,
             "notices": notices,
             "reasons": _reasons(),
-            "viewer_id": staff.id,
         },
     )
 
 
 def _respond(
     request: Request,
-    db: Session,
-    staff: Staff,
+    session: Session,
+    actor: Staff,
     request_id: int,
     notice: str | None,
     *,
@@ -56,7 +53,7 @@ def _respond(
     text: str = "",
 ) -> Response:
     if is_htmx(request):
-        row = applications.row(db, request_id)
+        row = applications.row(session, request_id)
         return render(
             request,
             "requests/_row.html",
@@ -66,7 +63,6 @@ def _respond(
                 "error": error,
                 "text": text,
                 "reasons": _reasons(),
-                "viewer_id": staff.id,
             },
         )
     if error:
@@ -76,51 +72,53 @@ def _respond(
     return RedirectResponse("/requests", status_code=303)
 
 
-def _act(request: Request, db: Session, staff: Staff, action: str) -> Response:
+def _act(request: Request, session: Session, actor: Staff, action: str) -> Response:
     request_id = int_param(request.path_params["request_id"]) or 0
     data = form(request)
     text = str(data.get("text", "") or "")
     try:
         if action == "approve":
-            outcome = applications.approve(db, request_id, staff)
+            outcome = applications.approve(session, request_id, actor)
         elif action == "decline":
             try:
                 reason = applications.parse_reason(data.get("preset"), text)
-            except ValueError as exc:
-                applications.row(db, request_id)  # 404 for an unknown id, before the message
-                return _respond(request, db, staff, request_id, None, error=str(exc), text=text)
-            outcome = applications.decline(db, request_id, staff, reason)
+            except Invalid as exc:
+                applications.row(session, request_id)  # 404 for an unknown id, before the message
+                return _respond(
+                    request, session, actor, request_id, None, error=str(exc), text=text
+                )
+            outcome = applications.decline(session, request_id, actor, reason)
         else:
-            outcome = applications.undo(db, request_id, staff)
+            outcome = applications.undo(session, request_id, actor)
     except NotFound:
         raise HTTPException(404) from None
     except Refused as exc:
-        return _respond(request, db, staff, request_id, str(exc))
-    return _respond(request, db, staff, request_id, outcome.notice)
+        return _respond(request, session, actor, request_id, str(exc))
+    return _respond(request, session, actor, request_id, outcome.notice)
 
 
 @staff_view()
-def approve(request: Request, db: Session, staff: Staff) -> Response:
-    return _act(request, db, staff, "approve")
+def approve(request: Request, session: Session, actor: Staff) -> Response:
+    return _act(request, session, actor, "approve")
 
 
 @staff_view()
-def decline(request: Request, db: Session, staff: Staff) -> Response:
-    return _act(request, db, staff, "decline")
+def decline(request: Request, session: Session, actor: Staff) -> Response:
+    return _act(request, session, actor, "decline")
 
 
 @staff_view()
-def undo(request: Request, db: Session, staff: Staff) -> Response:
-    return _act(request, db, staff, "undo")
+def undo(request: Request, session: Session, actor: Staff) -> Response:
+    return _act(request, session, actor, "undo")
 
 
 @staff_view()
-def approve_selected(request: Request, db: Session, staff: Staff) -> Response:
+def approve_selected(request: Request, session: Session, actor: Staff) -> Response:
     ids = [i for i in (int_param(v) for v in form(request).getlist("ids")) if i is not None]
     if not ids:
         flash(request, "Отметьте заявки, которые нужно одобрить.")
         return RedirectResponse("/requests", status_code=303)
-    done, skipped = applications.approve_many(db, ids, staff)
+    done, skipped = applications.approve_many(session, ids, actor)
     message = f"Одобрено заявок: {done}."
     if skipped:
         message += f" Уже решены или недоступны: {skipped}."

@@ -10,10 +10,10 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.models import AuditEvent, Staff, StaffRole
+from app.models import AuditEvent, Staff
 from app.settings import get_settings
 from app.shifts import parse_date
-from app.web.common import int_param, render, staff_view
+from app.web.common import admin_view, int_param, render
 
 PAGE_SIZE = 50
 OBJECT_TYPES = {
@@ -32,8 +32,8 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
 
 
-@staff_view(role=StaffRole.administrator)
-def audit_list(request: Request, db: Session, staff: Staff) -> Response:
+@admin_view
+def audit_list(request: Request, session: Session, actor: Staff) -> Response:
     params = request.query_params
     actor_id = int_param(params.get("actor"))
     object_type = params.get("type", "")
@@ -60,10 +60,10 @@ def audit_list(request: Request, db: Session, staff: Staff) -> Response:
         )
     if before_id is not None:
         query = query.where(col(AuditEvent.id) < before_id)
-    rows = db.exec(query.order_by(col(AuditEvent.id).desc()).limit(PAGE_SIZE + 1)).all()
+    rows = session.exec(query.order_by(col(AuditEvent.id).desc()).limit(PAGE_SIZE + 1)).all()
     people = {
         i: f"{n} {s}".strip()
-        for i, n, s in db.exec(select(Staff.id, Staff.name, Staff.surname)).all()
+        for i, n, s in session.exec(select(Staff.id, Staff.name, Staff.surname)).all()
     }
     events = [
         {

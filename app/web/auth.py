@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from app import accounts
 from app.db import session_scope
-from app.web.common import load_staff, render, safe_next
+from app.web.common import load_actor, render, safe_next
 
 FAILED = "Неверная почта или пароль."
 
@@ -29,8 +29,8 @@ async def login(request: Request) -> Response:
     if request.method == "GET":
 
         def already() -> bool:
-            with session_scope() as db:
-                return load_staff(request, db) is not None
+            with session_scope() as session:
+                return load_actor(request, session) is not None
 
         if await run_in_threadpool(already):
             return RedirectResponse(next_url, status_code=303)
@@ -50,16 +50,16 @@ async def login(request: Request) -> Response:
         )
 
     def delay() -> float:
-        with session_scope() as db:
-            return accounts.throttle_delay(db, email, ip)
+        with session_scope() as session:
+            return accounts.throttle_delay(session, email, ip)
 
     wait = await run_in_threadpool(delay)
     if wait:
         await asyncio.sleep(wait)
 
     def check() -> tuple[int, int] | None:
-        with session_scope() as db:
-            result = accounts.authenticate(db, email, password, ip)
+        with session_scope() as session:
+            result = accounts.authenticate(session, email, password, ip)
             return (result.staff.id, result.staff.session_version) if result.staff else None  # type: ignore[return-value]
 
     found = await run_in_threadpool(check)

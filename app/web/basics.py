@@ -17,9 +17,9 @@ from app.web.common import render, staff_view
 
 
 @staff_view()
-def dashboard(request: Request, db: Session, staff: Staff) -> Response:
+def dashboard(request: Request, session: Session, actor: Staff) -> Response:
     def count(query) -> int:
-        return int(db.exec(query).one())
+        return int(session.exec(query).one())
 
     counts = {
         "shifts": count(select(sa.func.count()).select_from(Shift)),
@@ -39,7 +39,7 @@ def dashboard(request: Request, db: Session, staff: Staff) -> Response:
             .where(ShiftRequest.status == RequestStatus.pending)
         ),
     }
-    running = db.exec(
+    running = session.exec(
         select(Shift)
         .where(col(Shift.status).in_(["started", "finishing", "preparing"]))
         .order_by(col(Shift.started_at))
@@ -53,7 +53,7 @@ async def health_probe(request: Request) -> Response:
 
 
 @staff_view()
-def media(request: Request, db: Session, staff: Staff) -> Response:
+def media(request: Request, session: Session, actor: Staff) -> Response:
     key = request.path_params["key"]
     try:
         body = storage.stream(key)

@@ -1,8 +1,10 @@
-"""What every screen shares: templates, the current staff member, the request's database session.
+"""What every screen shares: templates, the logged-in staff member, the request's database session.
 
-A staff endpoint is a plain sync function `view(request, db, staff)` wrapped by `staff_view`: the
-wrapper reads the form (async), then runs the view in the thread pool inside one session/transaction,
-after checking login and role. The view returns a response; the wrapper commits.
+A staff endpoint is a plain sync function `view(request, session, actor)` wrapped by `staff_view`
+(or `admin_view`): the wrapper reads the form (async), then runs the view in the thread pool inside
+one session/transaction, after checking login and role. The view returns a response; the wrapper
+commits. Russian words for dates, plurals and ages come from `app.text` and are only registered here
+as template filters.
 """
 
 from __future__ import annotations
@@ -11,97 +13,31 @@ import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlparse
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from app import clock
+from app import text
 from app.db import session_scope
 from app.models import Staff, StaffRole, StaffStatus
-from app.settings import get_settings
+from app.settings import PROJECT_ROOT, get_settings
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-templates = Jinja2Templates(directory=str(ROOT / "templates"))
-
-MONTHS = (
-    "января",
-    "февраля",
-    "марта",
-    "апреля",
-    "мая",
-    "июня",
-    "июля",
-    "августа",
-    "сентября",
-    "октября",
-    "ноября",
-    "декабря",
+templates = Jinja2Templates(directory=str(PROJECT_ROOT / "templates"))
+templates.env.filters.update(
+    date=text.fmt_date,
+    time=text.fmt_time,
+    datetime=text.fmt_datetime,
+    ago=text.ago,
 )
+templates.env.globals.update(plural=text.plural, age=text.age)
 
-
-def plural(n: int, one: str, few: str, many: str) -> str:
-    """Russian plural form: plural(1, "день", "дня", "дней") → "день"."""
-    n = abs(n)
-    if n % 10 == 1 and n % 100 != 11:
-        return one
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return few
-    return many
-
-
-def local(value: datetime | None) -> datetime | None:
-    return value.astimezone(get_settings().tz) if value else None
-
-
-def fmt_date(value: date | datetime | None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        value = value.astimezone(get_settings().tz)
-    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
-
-
-def fmt_time(value: datetime | None) -> str:
-    return local(value).strftime("%H:%M") if value else ""  # type: ignore[union-attr]
-
-
-def fmt_datetime(value: datetime | None) -> str:
-    return f"{fmt_date(value)}, {fmt_time(value)}" if value else ""
-
-
-def ago(value: datetime | None) -> str:
-    """ "5 минут назад" in Russian."""
-    if value is None:
-        return ""
-    seconds = int((clock.now() - value).total_seconds())
-    if seconds < 60:
-        return "только что"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} {plural(minutes, 'минуту', 'минуты', 'минут')} назад"
-    hours = minutes // 60
-    if hours < 24:
-        return f"{hours} {plural(hours, 'час', 'часа', 'часов')} назад"
-    days = hours // 24
-    return f"{days} {plural(days, 'день', 'дня', 'дней')} назад"
-
-
-def age(born: date | None, on: date | None = None) -> int | None:
-    if born is None:
-        return None
-    on = on or clock.local_today()
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-
-
-templates.env.filters.update(date=fmt_date, time=fmt_time, datetime=fmt_datetime, ago=ago)
-templates.env.globals.update(plural=plural, age=age)
+T = TypeVar("T")
 
 
 def csrf_token(request: Request) -> str:
@@ -114,10 +50,15 @@ def csrf_token(request: Request) -> str:
 
 def safe_next(value: Any, default: str = "/") -> str:
     """A local path to go to next; anything else (another site, garbage) gives `default`."""
-    text = str(value or "")
-    if not text.startswith("/") or text.startswith("//") or "\\" in text or urlparse(text).netloc:
+    target = str(value or "")
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or urlparse(target).netloc
+    ):
         return default
-    return text
+    return target
 
 
 def is_htmx(request: Request) -> bool:
@@ -132,7 +73,7 @@ def render(
     headers: dict[str, str] | None = None,
 ) -> Response:
     ctx = {
-        "staff": getattr(request.state, "staff", None),
+        "actor": getattr(request.state, "actor", None),
         "csrf_token": csrf_token(request),
         "settings": get_settings(),
     }
@@ -140,21 +81,35 @@ def render(
     return templates.TemplateResponse(request, name, ctx, status_code=status_code, headers=headers)
 
 
-def load_staff(request: Request, db: Session) -> Staff | None:
+# --- flash messages: one line shown on the next page ----------------------------------------------
+
+
+def flash(request: Request, message: str) -> None:
+    request.session["flash"] = [*request.session.get("flash", []), message][-3:]
+
+
+def pop_flash(request: Request) -> list[str]:
+    return list(request.session.pop("flash", []) or [])
+
+
+# --- the logged-in staff member -------------------------------------------------------------------
+
+
+def load_actor(request: Request, session: Session) -> Staff | None:
     """The logged-in staff member, or None. A blocked account or a changed password ends the session."""
     staff_id = request.session.get("staff_id")
     if not isinstance(staff_id, int):
         return None
-    staff = db.get(Staff, staff_id)
+    actor = session.get(Staff, staff_id)
     if (
-        staff is None
-        or staff.status != StaffStatus.active
-        or staff.session_version != request.session.get("sv")
+        actor is None
+        or actor.status != StaffStatus.active
+        or actor.session_version != request.session.get("sv")
     ):
         request.session.pop("staff_id", None)
         request.session.pop("sv", None)
         return None
-    return staff
+    return actor
 
 
 def login_redirect(request: Request) -> Response:
@@ -179,7 +134,7 @@ def forbidden(request: Request) -> Response:
 
 
 @dataclass(frozen=True)
-class Viewer:
+class Actor:
     """What templates know of the logged-in staff member (plain values, safe after the session ends)."""
 
     id: int
@@ -210,15 +165,19 @@ def staff_view(role: StaffRole | None = None) -> Callable[[View], Callable[[Requ
     return decorate
 
 
+admin_view = staff_view(role=StaffRole.administrator)
+
+
 def _call(view: View, role: StaffRole | None, request: Request) -> Response:
-    with session_scope() as db:
-        staff = load_staff(request, db)
-        if staff is None:
+    with session_scope() as session:
+        actor = load_actor(request, session)
+        if actor is None:
             return login_redirect(request)
-        request.state.staff = Viewer(staff.id, staff.name, staff.full_name, staff.role)  # type: ignore[arg-type]
-        if role is not None and staff.role != role and staff.role != StaffRole.administrator:
+        assert actor.id is not None
+        request.state.actor = Actor(actor.id, actor.name, actor.full_name, actor.role)
+        if role is not None and actor.role != role and actor.role != StaffRole.administrator:
             return forbidden(request)
-        return view(request, db, staff)
+        return view(request, session, actor)
 
 
 def form(request: Request) -> Any:
@@ -227,9 +186,14 @@ def form(request: Request) -> Any:
 
 
 def int_param(value: Any) -> int | None:
-    """An int from a query or form value, or None for anything else (never an exception)."""
-    try:
-        number = int(str(value))
-    except (TypeError, ValueError):
-        return None
-    return number if -(2**63) <= number < 2**63 else None
+    """An int from a query, path or form value, or None for anything else (never an exception)."""
+    return text.to_int(value)
+
+
+def get_or_404(session: Session, model: type[T], raw_id: Any) -> T:
+    """The row of `model` with the id in `raw_id` (a path or query value), else a 404 page."""
+    object_id = text.to_int(raw_id)
+    found = session.get(model, object_id) if object_id is not None else None
+    if found is None:
+        raise HTTPException(404)
+    return found

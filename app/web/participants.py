@@ -13,31 +13,31 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from app import participants, storage
+from app.errors import FormErrors
 from app.members import balance
 from app.models import Member, Participant, Shift, Staff, StaffRole
-from app.shifts import FormErrors
-from app.web.common import forbidden, form, int_param, render, staff_view
+from app.web.common import forbidden, form, get_or_404, int_param, render, staff_view
 
 
-def _participant(request: Request, db: Session) -> Participant:
+def _participant(request: Request, session: Session) -> Participant:
     participant = participants.get_participant(
-        db, int_param(request.path_params.get("participant_id"))
+        session, int_param(request.path_params.get("participant_id"))
     )
     if participant is None:
         raise HTTPException(404)
     return participant
 
 
-def _shift_choices(db: Session) -> list[tuple[int, int, str]]:
+def _shift_choices(session: Session) -> list[tuple[int, int, str]]:
     return list(
-        db.exec(
+        session.exec(
             select(Shift.id, Shift.number, Shift.title).order_by(col(Shift.number).desc())
         ).all()  # type: ignore[arg-type]
     )
 
 
 @staff_view()
-def participant_list(request: Request, db: Session, staff: Staff) -> Response:
+def participant_list(request: Request, session: Session, actor: Staff) -> Response:
     params = request.query_params
     filters = participants.Filters(
         q=params.get("q", "")[:100],
@@ -49,7 +49,7 @@ def participant_list(request: Request, db: Session, staff: Staff) -> Response:
         test=params.get("test", "") if params.get("test") in ("yes", "no") else "",
         page=int_param(params.get("page")) or 1,
     )
-    rows, has_next = participants.search(db, filters)
+    rows, has_next = participants.search(session, filters)
     query = {k: v for k, v in params.items() if k != "page" and v}
     return render(
         request,
@@ -59,30 +59,30 @@ def participant_list(request: Request, db: Session, staff: Staff) -> Response:
             "has_next": has_next,
             "filters": filters,
             "statuses": participants.STATUS_FILTERS,
-            "shifts": _shift_choices(db),
+            "shifts": _shift_choices(session),
             "query": query,
         },
     )
 
 
 @staff_view()
-def participant_detail(request: Request, db: Session, staff: Staff) -> Response:
-    participant = _participant(request, db)
+def participant_detail(request: Request, session: Session, actor: Staff) -> Response:
+    participant = _participant(request, session)
     return render(
         request,
         "participants/detail.html",
         {
             "p": participant,
-            "history": participants.history(db, participant.id),  # type: ignore[arg-type]
+            "history": participants.history(session, participant.id),  # type: ignore[arg-type]
             "notice": request.query_params.get("done"),
         },
     )
 
 
 @staff_view(role=StaffRole.administrator)
-def participant_test(request: Request, db: Session, staff: Staff) -> Response:
-    participant = _participant(request, db)
-    participants.set_test(db, staff.id, participant, form(request).get("is_test") == "1")
+def participant_test(request: Request, session: Session, actor: Staff) -> Response:
+    participant = _participant(request, session)
+    participants.set_test(session, actor, participant, form(request).get("is_test") == "1")
     return RedirectResponse(f"/participants/{participant.id}?done=saved", 303)
 
 
@@ -96,10 +96,10 @@ def _stream(file: IO[bytes]) -> Iterator[bytes]:
 
 
 @staff_view(role=StaffRole.administrator)
-def participant_export(request: Request, db: Session, staff: Staff) -> Response:
-    participant = _participant(request, db)
+def participant_export(request: Request, session: Session, actor: Staff) -> Response:
+    participant = _participant(request, session)
     out = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _stream after sending)
-    participants.export_zip(db, staff.id, participant, out)
+    participants.export_zip(session, actor, participant, out)
     # No personal data in the file name: it may end up in logs and download lists.
     return StreamingResponse(
         _stream(out),
@@ -112,15 +112,15 @@ def participant_export(request: Request, db: Session, staff: Staff) -> Response:
 
 
 @staff_view(role=StaffRole.administrator)
-def participant_delete(request: Request, db: Session, staff: Staff) -> Response:
-    participant = _participant(request, db)
+def participant_delete(request: Request, session: Session, actor: Staff) -> Response:
+    participant = _participant(request, session)
     error = None
     if request.method == "POST":
         if form(request).get("confirm") != "yes":
             error = "Отметьте, что вы понимаете: данные и фото удалятся навсегда."
         else:
             try:
-                keys = participants.delete_participant(db, staff.id, participant)
+                keys = participants.delete_participant(session, actor, participant)
             except FormErrors as exc:
                 error = exc.errors[""]
             else:
@@ -140,22 +140,19 @@ def participant_delete(request: Request, db: Session, staff: Staff) -> Response:
 # --- members --------------------------------------------------------------------------------------
 
 
-def _member(request: Request, db: Session) -> tuple[Member, Participant, Shift]:
-    member_id = int_param(request.path_params.get("member_id"))
-    member = db.get(Member, member_id) if member_id is not None else None
-    if member is None:
-        raise HTTPException(404)
-    participant = db.get(Participant, member.participant_id)
-    shift = db.get(Shift, member.shift_id)
+def _member(request: Request, session: Session) -> tuple[Member, Participant, Shift]:
+    member = get_or_404(session, Member, request.path_params.get("member_id"))
+    participant = session.get(Participant, member.participant_id)
+    shift = session.get(Shift, member.shift_id)
     if participant is None or shift is None:
         raise HTTPException(404)
     return member, participant, shift
 
 
 @staff_view()
-def member_detail(request: Request, db: Session, staff: Staff) -> Response:
-    member, participant, shift = _member(request, db)
-    days = participants.calendar(db, member, shift)
+def member_detail(request: Request, session: Session, actor: Staff) -> Response:
+    member, participant, shift = _member(request, session)
+    days = participants.calendar(session, member, shift)
     return render(
         request,
         "participants/member.html",
@@ -165,16 +162,16 @@ def member_detail(request: Request, db: Session, staff: Staff) -> Response:
             "shift": shift,
             "days": days,
             "labels": participants.STATUS_LABELS,
-            "balance": balance(db, member.id),  # type: ignore[arg-type]
+            "balance": balance(session, member.id),  # type: ignore[arg-type]
             "attempts": sum(d.attempts for d in days),
         },
     )
 
 
 @staff_view()
-def member_status(request: Request, db: Session, staff: Staff) -> Response:
-    if not staff.is_admin:
+def member_status(request: Request, session: Session, actor: Staff) -> Response:
+    if not actor.is_admin:
         return forbidden(request)
-    member, _, _ = _member(request, db)
-    participants.set_member_status(db, staff.id, member, form(request).get("excluded") == "1")
+    member, _, _ = _member(request, session)
+    participants.set_member_status(session, actor, member, form(request).get("excluded") == "1")
     return RedirectResponse(f"/members/{member.id}", 303)

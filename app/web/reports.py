@@ -15,31 +15,23 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app import moderation, report_queue
+from app.errors import Invalid, NotFound, Refused
 from app.models import Staff
 from app.settings import get_settings
-from app.web.common import form, int_param, is_htmx, render, safe_next, staff_view
-
-
-def flash(request: Request, message: str) -> None:
-    request.session["flash"] = [*request.session.get("flash", []), message][-3:]
-
-
-def pop_flash(request: Request) -> list[str]:
-    return list(request.session.pop("flash", []) or [])
+from app.web.common import flash, form, int_param, is_htmx, pop_flash, render, safe_next, staff_view
 
 
 def _card_context(
-    request: Request, db: Session, staff: Staff, *, count: bool = True
+    request: Request, session: Session, actor: Staff, *, count: bool = True
 ) -> dict[str, Any]:
     return {
-        "viewer_id": staff.id,
         "reasons": list(enumerate(get_settings().decline_reasons, start=1)),
-        "count": _count(db) if count else "",
+        "count": _count(session) if count else "",
     }
 
 
-def _count(db: Session) -> str:
-    count = report_queue.reviewing_count(db)
+def _count(session: Session) -> str:
+    count = report_queue.reviewing_count(session)
     return (
         f"{report_queue.COUNT_CAP:,}+".replace(",", " ")
         if count >= report_queue.COUNT_CAP
@@ -48,12 +40,12 @@ def _count(db: Session) -> str:
 
 
 @staff_view()
-def queue(request: Request, db: Session, staff: Staff) -> Response:
+def queue(request: Request, session: Session, actor: Staff) -> Response:
     filters = report_queue.parse_filters(request.query_params)
     after = request.query_params.get("after")
-    result = report_queue.page(db, filters, after)
+    result = report_queue.page(session, filters, after)
     partial = is_htmx(request) and bool(after)  # the next page: the counter is not part of it
-    ctx = _card_context(request, db, staff, count=not partial)
+    ctx = _card_context(request, session, actor, count=not partial)
     ctx.update(
         filters=filters,
         cards=result.cards,
@@ -62,7 +54,7 @@ def queue(request: Request, db: Session, staff: Staff) -> Response:
     )
     if partial:
         return render(request, "reports/_page.html", ctx)
-    shifts, tasks = report_queue.filter_options(db)
+    shifts, tasks = report_queue.filter_options(session)
     ctx.update(
         shifts=shifts,
         tasks=tasks,
@@ -80,21 +72,21 @@ def _next_url(filters: report_queue.Filters, cursor: str | None) -> str | None:
 
 
 @staff_view()
-def show(request: Request, db: Session, staff: Staff) -> Response:
+def show(request: Request, session: Session, actor: Staff) -> Response:
     report_id = int_param(request.path_params["report_id"])
     try:
-        card = report_queue.card(db, report_id or 0)
-    except report_queue.NotFound:
+        card = report_queue.card(session, report_id or 0)
+    except NotFound:
         raise HTTPException(404) from None
-    ctx = _card_context(request, db, staff)
+    ctx = _card_context(request, session, actor)
     ctx.update(card=card, notices=pop_flash(request), here=f"/reports/{card.id}")
     return render(request, "reports/card.html", ctx)
 
 
 def _respond(
     request: Request,
-    db: Session,
-    staff: Staff,
+    session: Session,
+    actor: Staff,
     report_id: int,
     notice: str | None,
     *,
@@ -104,19 +96,19 @@ def _respond(
     """The card after an action: the partial for HTMX, else back to where the curator was."""
     if is_htmx(request):
         try:
-            card = report_queue.card(db, report_id)
-        except report_queue.NotFound:
+            card = report_queue.card(session, report_id)
+        except NotFound:
             return render(
                 request,
                 "reports/_gone.html",
-                {"report_id": report_id, "count": _count(db), "oob": True},
+                {"report_id": report_id, "count": _count(session), "oob": True},
             )
-        ctx = _card_context(request, db, staff)
+        ctx = _card_context(request, session, actor)
         ctx.update(card=card, notice=notice, error=error, text=text, oob=True)
         return render(request, "reports/_card.html", ctx)
     if error:
-        card = report_queue.card(db, report_id)
-        ctx = _card_context(request, db, staff)
+        card = report_queue.card(session, report_id)
+        ctx = _card_context(request, session, actor)
         ctx.update(card=card, error=error, text=text, notices=[], here=f"/reports/{card.id}")
         return render(request, "reports/card.html", ctx, status_code=400)
     if notice:
@@ -124,7 +116,7 @@ def _respond(
     return RedirectResponse(safe_next(form(request).get("next"), "/reports"), status_code=303)
 
 
-def _decide(request: Request, db: Session, staff: Staff, approve: bool) -> Response:
+def _decide(request: Request, session: Session, actor: Staff, approve: bool) -> Response:
     report_id = int_param(request.path_params["report_id"]) or 0
     data = form(request)
     reason = None
@@ -132,37 +124,37 @@ def _decide(request: Request, db: Session, staff: Staff, approve: bool) -> Respo
     if not approve:
         try:
             reason = moderation.parse_reason(data.get("preset"), text)
-        except ValueError as exc:
+        except Invalid as exc:
             try:
-                return _respond(request, db, staff, report_id, None, error=str(exc), text=text)
-            except report_queue.NotFound:
+                return _respond(request, session, actor, report_id, None, error=str(exc), text=text)
+            except NotFound:
                 raise HTTPException(404) from None
     try:
-        outcome = moderation.decide(db, report_id, staff, approve, reason)
-    except report_queue.NotFound:
+        outcome = moderation.decide(session, report_id, actor, approve, reason)
+    except NotFound:
         raise HTTPException(404) from None
-    except moderation.Refused as exc:
-        return _respond(request, db, staff, report_id, str(exc))
-    return _respond(request, db, staff, report_id, outcome.notice)
+    except Refused as exc:
+        return _respond(request, session, actor, report_id, str(exc))
+    return _respond(request, session, actor, report_id, outcome.notice)
 
 
 @staff_view()
-def approve(request: Request, db: Session, staff: Staff) -> Response:
-    return _decide(request, db, staff, True)
+def approve(request: Request, session: Session, actor: Staff) -> Response:
+    return _decide(request, session, actor, True)
 
 
 @staff_view()
-def decline(request: Request, db: Session, staff: Staff) -> Response:
-    return _decide(request, db, staff, False)
+def decline(request: Request, session: Session, actor: Staff) -> Response:
+    return _decide(request, session, actor, False)
 
 
 @staff_view()
-def undo(request: Request, db: Session, staff: Staff) -> Response:
+def undo(request: Request, session: Session, actor: Staff) -> Response:
     report_id = int_param(request.path_params["report_id"]) or 0
     try:
-        moderation.undo(db, report_id, staff)
-    except report_queue.NotFound:
+        moderation.undo(session, report_id, actor)
+    except NotFound:
         raise HTTPException(404) from None
-    except moderation.Refused as exc:
-        return _respond(request, db, staff, report_id, str(exc))
-    return _respond(request, db, staff, report_id, None)
+    except Refused as exc:
+        return _respond(request, session, actor, report_id, str(exc))
+    return _respond(request, session, actor, report_id, None)

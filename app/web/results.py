@@ -12,23 +12,19 @@ from starlette.responses import Response, StreamingResponse
 from app import results
 from app.db import session_scope
 from app.models import Shift, Staff
-from app.web.common import int_param, render, staff_view
+from app.web.common import get_or_404, render, staff_view
 
 RANKING_ROWS = 100
 
 
-def _shift(request: Request, db: Session) -> Shift:
-    shift_id = int_param(request.path_params.get("shift_id"))
-    shift = db.get(Shift, shift_id) if shift_id is not None else None
-    if shift is None:
-        raise HTTPException(404)
-    return shift
+def _shift(request: Request, session: Session) -> Shift:
+    return get_or_404(session, Shift, request.path_params.get("shift_id"))
 
 
 @staff_view()
-def results_page(request: Request, db: Session, staff: Staff) -> Response:
-    shift = _shift(request, db)
-    summary = results.summary(db, shift)
+def results_page(request: Request, session: Session, actor: Staff) -> Response:
+    shift = _shift(request, session)
+    summary = results.summary(session, shift)
     days, tasks = summary.days, summary.tasks
     totals = {
         field: sum(getattr(d, field) for d in days)
@@ -39,7 +35,7 @@ def results_page(request: Request, db: Session, staff: Staff) -> Response:
         "results/page.html",
         {
             "shift": shift,
-            "ranking": results.ranking(db, shift, limit=RANKING_ROWS),
+            "ranking": results.ranking(session, shift, limit=RANKING_ROWS),
             "limit": RANKING_ROWS,
             "days": days,
             "tasks": tasks,
@@ -52,15 +48,15 @@ def results_page(request: Request, db: Session, staff: Staff) -> Response:
 
 def _csv(shift_id: int) -> Iterator[bytes]:
     # Its own session: the response streams after the request's transaction has ended.
-    with session_scope() as db:
-        yield from results.csv_chunks(db, shift_id)
+    with session_scope() as session:
+        yield from results.csv_chunks(session, shift_id)
 
 
 def _xlsx(shift_id: int) -> Iterator[bytes]:
-    with session_scope() as db:
-        shift = db.get(Shift, shift_id)
+    with session_scope() as session:
+        shift = session.get(Shift, shift_id)
         assert shift is not None
-        file = results.xlsx_file(db, shift)
+        file = results.xlsx_file(session, shift)
     try:
         while chunk := file.read(256 * 1024):
             yield chunk
@@ -69,8 +65,8 @@ def _xlsx(shift_id: int) -> Iterator[bytes]:
 
 
 @staff_view()
-def results_export(request: Request, db: Session, staff: Staff) -> Response:
-    shift = _shift(request, db)
+def results_export(request: Request, session: Session, actor: Staff) -> Response:
+    shift = _shift(request, session)
     ext = request.path_params["ext"]
     if ext not in ("csv", "xlsx"):
         raise HTTPException(404)

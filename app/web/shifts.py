@@ -8,18 +8,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app import shifts
-from app.models import Shift, Staff, StaffRole, Task
-from app.web.common import form, int_param, is_htmx, render, staff_view
+from app.errors import FormErrors
+from app.models import Shift, Staff, Task
+from app.web.common import admin_view, form, get_or_404, int_param, is_htmx, render
 
-admin_view = staff_view(role=StaffRole.administrator)
 
-
-def _shift(request: Request, db: Session) -> Shift:
-    shift_id = int_param(request.path_params.get("shift_id"))
-    shift = db.get(Shift, shift_id) if shift_id is not None else None
-    if shift is None:
-        raise HTTPException(404)
-    return shift
+def _shift(request: Request, session: Session) -> Shift:
+    return get_or_404(session, Shift, request.path_params.get("shift_id"))
 
 
 def _back(shift: Shift, notice: str | None = None) -> Response:
@@ -36,25 +31,25 @@ NOTICES = {
 
 
 @admin_view
-def shift_list(request: Request, db: Session, staff: Staff) -> Response:
-    return render(request, "shifts/list.html", {"rows": shifts.list_shifts(db)})
+def shift_list(request: Request, session: Session, actor: Staff) -> Response:
+    return render(request, "shifts/list.html", {"rows": shifts.list_shifts(session)})
 
 
 @admin_view
-def shift_new(request: Request, db: Session, staff: Staff) -> Response:
+def shift_new(request: Request, session: Session, actor: Staff) -> Response:
     values = {"title": "", "started_at": "", "finished_at": ""}
     if request.method == "POST":
         data = form(request)
         values = {k: str(data.get(k, ""))[:200] for k in values}
         try:
             shift = shifts.create_shift(
-                db,
-                staff.id,
+                session,
+                actor,
                 values["title"],
                 shifts.parse_date(values["started_at"]),
                 shifts.parse_date(values["finished_at"]),
             )
-        except shifts.FormErrors as exc:
+        except FormErrors as exc:
             return render(request, "shifts/new.html", {"values": values, "errors": exc.errors}, 400)
         return _back(shift, "created")
     return render(request, "shifts/new.html", {"values": values, "errors": {}})
@@ -62,7 +57,7 @@ def shift_new(request: Request, db: Session, staff: Staff) -> Response:
 
 def _detail(
     request: Request,
-    db: Session,
+    session: Session,
     shift: Shift,
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
@@ -77,7 +72,7 @@ def _detail(
     preview_text = values.get("final_message") or shift.final_message
     preview = None
     if not (errors or {}).get("final_message"):
-        preview = shifts.preview_final_message(db, shift, preview_text)
+        preview = shifts.preview_final_message(session, shift, preview_text)
     return render(
         request,
         "shifts/detail.html",
@@ -95,8 +90,8 @@ def _detail(
 
 
 @admin_view
-def shift_detail(request: Request, db: Session, staff: Staff) -> Response:
-    shift = _shift(request, db)
+def shift_detail(request: Request, session: Session, actor: Staff) -> Response:
+    shift = _shift(request, session)
     if request.method == "POST":
         data = form(request)
         values = {
@@ -107,22 +102,22 @@ def shift_detail(request: Request, db: Session, staff: Staff) -> Response:
         }
         try:
             shifts.update_shift(
-                db,
-                staff.id,
+                session,
+                actor,
                 shift,
                 values["title"],
                 shifts.parse_date(values["started_at"]),
                 shifts.parse_date(values["finished_at"]),
             )
-        except shifts.FormErrors as exc:
-            return _detail(request, db, shift, exc.errors, values, 400)
+        except FormErrors as exc:
+            return _detail(request, session, shift, exc.errors, values, 400)
         return _back(shift, "saved")
-    return _detail(request, db, shift)
+    return _detail(request, session, shift)
 
 
 @admin_view
-def shift_final_message(request: Request, db: Session, staff: Staff) -> Response:
-    shift = _shift(request, db)
+def shift_final_message(request: Request, session: Session, actor: Staff) -> Response:
+    shift = _shift(request, session)
     text = str(form(request).get("final_message", ""))
     values = {
         "title": shift.title,
@@ -132,48 +127,50 @@ def shift_final_message(request: Request, db: Session, staff: Staff) -> Response
     }
     if form(request).get("action") == "preview":
         problem = shifts.final_message.problem(text)
-        return _detail(request, db, shift, {"final_message": problem} if problem else {}, values)
+        return _detail(
+            request, session, shift, {"final_message": problem} if problem else {}, values
+        )
     try:
-        shifts.set_final_message(db, staff.id, shift, text)
-    except shifts.FormErrors as exc:
-        return _detail(request, db, shift, exc.errors, values, 400)
+        shifts.set_final_message(session, actor, shift, text)
+    except FormErrors as exc:
+        return _detail(request, session, shift, exc.errors, values, 400)
     return _back(shift, "message")
 
 
 @admin_view
-def shift_start(request: Request, db: Session, staff: Staff) -> Response:
-    shift = _shift(request, db)
+def shift_start(request: Request, session: Session, actor: Staff) -> Response:
+    shift = _shift(request, session)
     try:
-        shifts.start_now(db, staff.id, shift)
-    except shifts.FormErrors as exc:
-        return _detail(request, db, shift, exc.errors, status_code=409)
+        shifts.start_now(session, actor, shift)
+    except FormErrors as exc:
+        return _detail(request, session, shift, exc.errors, status_code=409)
     return _back(shift, "started")
 
 
 @admin_view
-def shift_cancel(request: Request, db: Session, staff: Staff) -> Response:
-    shift = _shift(request, db)
+def shift_cancel(request: Request, session: Session, actor: Staff) -> Response:
+    shift = _shift(request, session)
     if form(request).get("confirm") != "yes":
         return _detail(
             request,
-            db,
+            session,
             shift,
             {"": "Отметьте, что вы точно хотите отменить смену."},
             status_code=400,
         )
     try:
-        shifts.cancel_shift(db, staff.id, shift)
-    except shifts.FormErrors as exc:
-        return _detail(request, db, shift, exc.errors, status_code=409)
+        shifts.cancel_shift(session, actor, shift)
+    except FormErrors as exc:
+        return _detail(request, session, shift, exc.errors, status_code=409)
     return _back(shift, "cancelled")
 
 
 # --- the plan -----------------------------------------------------------------------------------
 
 
-def _active_tasks(db: Session) -> list[tuple[int, str]]:
+def _active_tasks(session: Session) -> list[tuple[int, str]]:
     return list(
-        db.exec(
+        session.exec(
             select(Task.id, Task.title)
             .where(col(Task.is_archived).is_(False))
             .order_by(col(Task.title))
@@ -182,13 +179,13 @@ def _active_tasks(db: Session) -> list[tuple[int, str]]:
 
 
 @admin_view
-def shift_plan(request: Request, db: Session, staff: Staff) -> Response:
-    shift = _shift(request, db)
+def shift_plan(request: Request, session: Session, actor: Staff) -> Response:
+    shift = _shift(request, session)
     error = None
     if request.method == "POST":
         try:
-            count = shifts.regenerate_future(db, staff.id, shift)
-        except shifts.FormErrors as exc:
+            count = shifts.regenerate_future(session, actor, shift)
+        except FormErrors as exc:
             error = exc.errors.get("", "")
         else:
             return RedirectResponse(f"/shifts/{shift.id}/plan?regenerated={count}", 303)
@@ -197,8 +194,8 @@ def shift_plan(request: Request, db: Session, staff: Staff) -> Response:
         "shifts/plan.html",
         {
             "shift": shift,
-            "days": shifts.plan(db, shift),
-            "tasks": _active_tasks(db),
+            "days": shifts.plan(session, shift),
+            "tasks": _active_tasks(session),
             "error": error,
             "regenerated": int_param(request.query_params.get("regenerated")),
         },
@@ -207,17 +204,17 @@ def shift_plan(request: Request, db: Session, staff: Staff) -> Response:
 
 
 @admin_view
-def shift_plan_day(request: Request, db: Session, staff: Staff) -> Response:
-    shift = _shift(request, db)
+def shift_plan_day(request: Request, session: Session, actor: Staff) -> Response:
+    shift = _shift(request, session)
     day_number = int_param(request.path_params.get("day"))
-    if day_number is None or shifts.plan_day(db, shift, day_number) is None:
+    if day_number is None or shifts.plan_day(session, shift, day_number) is None:
         raise HTTPException(404)
     error = None
     try:
         shifts.set_day_task(
-            db, staff.id, shift, day_number, int_param(form(request).get("task_id"))
+            session, actor, shift, day_number, int_param(form(request).get("task_id"))
         )
-    except shifts.FormErrors as exc:
+    except FormErrors as exc:
         error = exc.errors.get("", "")
     if not is_htmx(request):
         if error:
@@ -226,22 +223,22 @@ def shift_plan_day(request: Request, db: Session, staff: Staff) -> Response:
                 "shifts/plan.html",
                 {
                     "shift": shift,
-                    "days": shifts.plan(db, shift),
-                    "tasks": _active_tasks(db),
+                    "days": shifts.plan(session, shift),
+                    "tasks": _active_tasks(session),
                     "error": error,
                     "regenerated": None,
                 },
                 400,
             )
         return RedirectResponse(f"/shifts/{shift.id}/plan", 303)
-    db.flush()
+    session.flush()
     return render(
         request,
         "shifts/_plan_row.html",
         {
             "shift": shift,
-            "day": shifts.plan_day(db, shift, day_number),
-            "tasks": _active_tasks(db),
+            "day": shifts.plan_day(session, shift, day_number),
+            "tasks": _active_tasks(session),
             "row_error": error,
             "row_saved": error is None,
         },

@@ -6,18 +6,15 @@ from typing import Any
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app import mail, staff_admin
 from app.db import session_scope
-from app.models import Staff, StaffRole, StaffToken, TokenPurpose
+from app.errors import FormErrors
+from app.models import Staff, StaffToken, TokenPurpose
 from app.settings import get_settings
-from app.shifts import FormErrors
-from app.web.common import form, int_param, render, staff_view
-
-admin_view = staff_view(role=StaffRole.administrator)
+from app.web.common import admin_view, form, get_or_404, render, staff_view
 
 
 def _link(request: Request, secret: str) -> str:
@@ -27,7 +24,7 @@ def _link(request: Request, secret: str) -> str:
 
 def _list(
     request: Request,
-    db: Session,
+    session: Session,
     *,
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
@@ -37,8 +34,8 @@ def _list(
         request,
         "staff/list.html",
         {
-            "people": staff_admin.staff_list(db),
-            "tokens": staff_admin.open_tokens(db),
+            "people": staff_admin.staff_list(session),
+            "tokens": staff_admin.open_tokens(session),
             "roles": staff_admin.ROLE_LABELS,
             "errors": errors or {},
             "values": values or {"email": "", "name": "", "surname": "", "role": "expert"},
@@ -49,8 +46,8 @@ def _list(
 
 
 @admin_view
-def staff_list(request: Request, db: Session, staff: Staff) -> Response:
-    return _list(request, db)
+def staff_list(request: Request, session: Session, actor: Staff) -> Response:
+    return _list(request, session)
 
 
 def _issued(request: Request, token: StaffToken, secret: str) -> Response:
@@ -77,72 +74,64 @@ def _issued(request: Request, token: StaffToken, secret: str) -> Response:
 
 
 @admin_view
-def staff_invite(request: Request, db: Session, staff: Staff) -> Response:
+def staff_invite(request: Request, session: Session, actor: Staff) -> Response:
     data = form(request)
     values = {k: str(data.get(k, ""))[:300] for k in ("email", "name", "surname", "role")}
     try:
         token, secret = staff_admin.invite(
-            db, staff.id, values["email"], values["name"], values["surname"], values["role"]
+            session, actor, values["email"], values["name"], values["surname"], values["role"]
         )
     except FormErrors as exc:
-        return _list(request, db, errors=exc.errors, values=values, status_code=400)
+        return _list(request, session, errors=exc.errors, values=values, status_code=400)
     return _issued(request, token, secret)
 
 
-def _token(request: Request, db: Session) -> StaffToken:
-    token_id = int_param(request.path_params.get("token_id"))
-    token = db.get(StaffToken, token_id) if token_id is not None else None
-    if token is None:
-        raise HTTPException(404)
-    return token
+def _token(request: Request, session: Session) -> StaffToken:
+    return get_or_404(session, StaffToken, request.path_params.get("token_id"))
 
 
 @admin_view
-def token_revoke(request: Request, db: Session, staff: Staff) -> Response:
-    staff_admin.revoke(db, staff.id, _token(request, db))
+def token_revoke(request: Request, session: Session, actor: Staff) -> Response:
+    staff_admin.revoke(session, actor, _token(request, session))
     return RedirectResponse("/staff?done=revoked", 303)
 
 
 @admin_view
-def token_reissue(request: Request, db: Session, staff: Staff) -> Response:
+def token_reissue(request: Request, session: Session, actor: Staff) -> Response:
     try:
-        token, secret = staff_admin.reissue(db, staff.id, _token(request, db))
+        token, secret = staff_admin.reissue(session, actor, _token(request, session))
     except FormErrors as exc:
-        return _list(request, db, errors=exc.errors, status_code=409)
+        return _list(request, session, errors=exc.errors, status_code=409)
     return _issued(request, token, secret)
 
 
-def _person(request: Request, db: Session) -> Staff:
-    staff_id = int_param(request.path_params.get("staff_id"))
-    person = db.get(Staff, staff_id) if staff_id is not None else None
-    if person is None:
-        raise HTTPException(404)
-    return person
+def _person(request: Request, session: Session) -> Staff:
+    return get_or_404(session, Staff, request.path_params.get("staff_id"))
 
 
 @admin_view
-def staff_role(request: Request, db: Session, staff: Staff) -> Response:
-    person = _person(request, db)
+def staff_role(request: Request, session: Session, actor: Staff) -> Response:
+    person = _person(request, session)
     try:
-        staff_admin.set_role(db, staff, person, str(form(request).get("role", "")))
+        staff_admin.set_role(session, actor, person, str(form(request).get("role", "")))
     except FormErrors as exc:
-        return _list(request, db, errors=exc.errors, status_code=409)
+        return _list(request, session, errors=exc.errors, status_code=409)
     return RedirectResponse("/staff?done=saved", 303)
 
 
 @admin_view
-def staff_block(request: Request, db: Session, staff: Staff) -> Response:
-    person = _person(request, db)
+def staff_block(request: Request, session: Session, actor: Staff) -> Response:
+    person = _person(request, session)
     try:
-        staff_admin.set_blocked(db, staff, person, form(request).get("blocked") == "1")
+        staff_admin.set_blocked(session, actor, person, form(request).get("blocked") == "1")
     except FormErrors as exc:
-        return _list(request, db, errors=exc.errors, status_code=409)
+        return _list(request, session, errors=exc.errors, status_code=409)
     return RedirectResponse("/staff?done=saved", 303)
 
 
 @admin_view
-def staff_reset(request: Request, db: Session, staff: Staff) -> Response:
-    token, secret = staff_admin.password_reset(db, staff.id, _person(request, db))
+def staff_reset(request: Request, session: Session, actor: Staff) -> Response:
+    token, secret = staff_admin.password_reset(session, actor, _person(request, session))
     return _issued(request, token, secret)
 
 
@@ -154,8 +143,8 @@ async def invite_accept(request: Request) -> Response:
     data = await request.form() if request.method == "POST" else None
 
     def run() -> tuple[str, dict[str, Any]]:
-        with session_scope() as db:
-            token = staff_admin.find_token(db, secret)
+        with session_scope() as session:
+            token = staff_admin.find_token(session, secret)
             if token is None:
                 return "gone", {}
             ctx: dict[str, Any] = {
@@ -169,7 +158,7 @@ async def invite_accept(request: Request) -> Response:
                 return "form", ctx
             try:
                 person = staff_admin.accept(
-                    db,
+                    session,
                     secret,
                     str(data.get("password", ""))[:1024],
                     str(data.get("password2", ""))[:1024],
@@ -177,7 +166,7 @@ async def invite_accept(request: Request) -> Response:
                     str(data.get("surname", ""))[:200],
                 )
             except FormErrors as exc:
-                db.rollback()
+                session.rollback()
                 ctx["errors"] = exc.errors
                 ctx["name"] = str(data.get("name", token.name))[:200]
                 ctx["surname"] = str(data.get("surname", token.surname))[:200]
@@ -207,9 +196,9 @@ async def invite_accept(request: Request) -> Response:
 
 
 @staff_view()
-def profile(request: Request, db: Session, staff: Staff) -> Response:
+def profile(request: Request, session: Session, actor: Staff) -> Response:
     errors: dict[str, str] = {}
-    values = {"name": staff.name, "surname": staff.surname}
+    values = {"name": actor.name, "surname": actor.surname}
     notice = request.query_params.get("done")
     if request.method == "POST":
         data = form(request)
@@ -218,7 +207,7 @@ def profile(request: Request, db: Session, staff: Staff) -> Response:
             "surname": str(data.get("surname", ""))[:200],
         }
         try:
-            staff_admin.update_profile(db, staff, values["name"], values["surname"])
+            staff_admin.update_profile(session, actor, values["name"], values["surname"])
         except FormErrors as exc:
             errors = exc.errors
         else:
@@ -227,7 +216,7 @@ def profile(request: Request, db: Session, staff: Staff) -> Response:
         request,
         "staff/profile.html",
         {
-            "person": staff,
+            "person": actor,
             "values": values,
             "errors": errors,
             "notice": notice,
@@ -238,12 +227,12 @@ def profile(request: Request, db: Session, staff: Staff) -> Response:
 
 
 @staff_view()
-def profile_password(request: Request, db: Session, staff: Staff) -> Response:
+def profile_password(request: Request, session: Session, actor: Staff) -> Response:
     data = form(request)
     try:
         version = staff_admin.change_password(
-            db,
-            staff,
+            session,
+            actor,
             str(data.get("current", ""))[:1024],
             str(data.get("password", ""))[:1024],
             str(data.get("password2", ""))[:1024],
@@ -253,8 +242,8 @@ def profile_password(request: Request, db: Session, staff: Staff) -> Response:
             request,
             "staff/profile.html",
             {
-                "person": staff,
-                "values": {"name": staff.name, "surname": staff.surname},
+                "person": actor,
+                "values": {"name": actor.name, "surname": actor.surname},
                 "errors": exc.errors,
                 "notice": None,
                 "roles": staff_admin.ROLE_LABELS,

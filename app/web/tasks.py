@@ -7,24 +7,17 @@ from typing import Any
 from sqlmodel import Session
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app import storage, tasks
-from app.models import Staff, StaffRole, Task
-from app.shifts import FormErrors
-from app.web.common import form, int_param, is_htmx, render, staff_view
-
-admin_view = staff_view(role=StaffRole.administrator)
+from app.errors import FormErrors
+from app.models import Staff, Task
+from app.web.common import admin_view, form, get_or_404, is_htmx, render
 
 
-def _task(request: Request, db: Session) -> Task:
-    task_id = int_param(request.path_params.get("task_id"))
-    task = db.get(Task, task_id) if task_id is not None else None
-    if task is None:
-        raise HTTPException(404)
-    return task
+def _task(request: Request, session: Session) -> Task:
+    return get_or_404(session, Task, request.path_params.get("task_id"))
 
 
 def _image(data: Any) -> bytes | None:
@@ -46,21 +39,21 @@ def _view(row: tuple[int, str, str | None, bool]) -> dict[str, Any]:
 
 
 @admin_view
-def task_list(request: Request, db: Session, staff: Staff) -> Response:
-    rows = [_view(r) for r in tasks.catalogue(db)]
+def task_list(request: Request, session: Session, actor: Staff) -> Response:
+    rows = [_view(r) for r in tasks.catalogue(session)]
     return render(
         request, "tasks/list.html", {"rows": rows, "notice": request.query_params.get("done")}
     )
 
 
 @admin_view
-def task_new(request: Request, db: Session, staff: Staff) -> Response:
+def task_new(request: Request, session: Session, actor: Staff) -> Response:
     values = {"title": ""}
     if request.method == "POST":
         data = form(request)
         values = {"title": str(data.get("title", ""))[:300]}
         try:
-            tasks.create_task(db, staff.id, values["title"], _image(data))
+            tasks.create_task(session, actor, values["title"], _image(data))
         except FormErrors as exc:
             return render(
                 request,
@@ -73,14 +66,14 @@ def task_new(request: Request, db: Session, staff: Staff) -> Response:
 
 
 @admin_view
-def task_edit(request: Request, db: Session, staff: Staff) -> Response:
-    task = _task(request, db)
+def task_edit(request: Request, session: Session, actor: Staff) -> Response:
+    task = _task(request, session)
     values = {"title": task.title}
     if request.method == "POST":
         data = form(request)
         values = {"title": str(data.get("title", ""))[:300]}
         try:
-            tasks.update_task(db, staff.id, task, values["title"], _image(data))
+            tasks.update_task(session, actor, task, values["title"], _image(data))
         except FormErrors as exc:
             return render(
                 request,
@@ -102,10 +95,10 @@ def task_edit(request: Request, db: Session, staff: Staff) -> Response:
 
 
 @admin_view
-def task_archive(request: Request, db: Session, staff: Staff) -> Response:
-    task = _task(request, db)
+def task_archive(request: Request, session: Session, actor: Staff) -> Response:
+    task = _task(request, session)
     archived = form(request).get("archived") == "1"
-    tasks.set_archived(db, staff.id, task, archived)
+    tasks.set_archived(session, actor, task, archived)
     if is_htmx(request):
         return render(
             request,
@@ -116,12 +109,12 @@ def task_archive(request: Request, db: Session, staff: Staff) -> Response:
 
 
 @admin_view
-def task_delete(request: Request, db: Session, staff: Staff) -> Response:
-    task = _task(request, db)
+def task_delete(request: Request, session: Session, actor: Staff) -> Response:
+    task = _task(request, session)
     try:
-        keys = tasks.delete_task(db, staff.id, task)
+        keys = tasks.delete_task(session, actor, task)
     except FormErrors as exc:
-        rows = [_view(r) for r in tasks.catalogue(db)]
+        rows = [_view(r) for r in tasks.catalogue(session)]
         return render(request, "tasks/list.html", {"rows": rows, "error": exc.errors[""]}, 409)
     # Files go only after the transaction commits (the response's background task runs later).
     return RedirectResponse(
