@@ -237,7 +237,7 @@ class CpuResult:
         parts.append(f"postgres {self.pg_ms:.2f} ms")
         if self.postgres_exited:
             parts.append(f"exited PG procs {self.per_op_ms(self.postgres_exited):.2f} ms")
-        text = f"CPU per {unit}: " + ", ".join(parts)
+        text = f"CPU per {unit} ({self.ops} in {self.wall:.1f} s): " + ", ".join(parts)
         text += (
             f" | cores busy: app {(self.app or 0) / self.wall:.2f}, pg {self.postgres / self.wall:.2f}, "
             f"bench {self.bench / self.wall:.2f}, others {self.others_cores:.2f} of {os.cpu_count()}"
