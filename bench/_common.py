@@ -33,6 +33,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import tempfile
@@ -226,7 +227,8 @@ class CpuResult:
 
     @property
     def others_cores(self) -> float:
-        ours = (self.app or 0) + self.postgres + self.bench + (self.postgres_exited or 0)
+        pg = 0.0 if math.isnan(self.postgres) else self.postgres
+        ours = (self.app or 0) + pg + self.bench + (self.postgres_exited or 0)
         return max(0.0, self.machine - ours) / self.wall if self.wall else float("nan")
 
     def line(self, unit: str = "op") -> str:
@@ -269,7 +271,7 @@ class CpuMeter:
         self.database_url = database_url
         self._conn = None
         self._postmaster: int | None = None
-        self._result: tuple | None = None
+        self._pg_elsewhere = False  # the server's processes are not in this machine's /proc
 
     # postgres ---------------------------------------------------------------------------------------
 
@@ -283,9 +285,14 @@ class CpuMeter:
         self._conn = psycopg.connect(dsn, autocommit=True, application_name="lomaya-bench-meter")
         own = self._conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         found = _read_stat(own)
-        self._postmaster = found[1].ppid if found else None
+        if found is None or _comm(own) != "postgres":
+            self._pg_elsewhere = True  # another host or PID namespace: no CPU figure
+        else:
+            self._postmaster = found[1].ppid
 
     def _pg_sample(self) -> tuple[dict[tuple[int, int], _Proc], int | None]:
+        if self._pg_elsewhere:
+            return {}, None
         if self._conn is None:
             procs = {}
             for pid in _all_pids():
@@ -367,6 +374,10 @@ class CpuMeter:
                 exited = (b["pg_exited"] - a["pg_exited"]) / CLK_TCK
             if gone:
                 notes.append(f"{gone} backend(s) exited during the phase (see 'exited PG procs')")
+        if self._pg_elsewhere:
+            pg = float("nan")
+            scope = "PostgreSQL runs elsewhere (its processes are not in /proc): no CPU figure"
+            notes.append(scope)
         return CpuResult(
             ops=ops,
             wall=b["wall"] - a["wall"],
