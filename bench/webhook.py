@@ -1,7 +1,7 @@
 """Benchmark: photo reports through the webhook on PostgreSQL (prints figures, asserts nothing).
 
     uv run python bench/webhook.py [--updates 2000] [--warmup 100] [--concurrency 8]
-        [--workers 1,2] [--compare-rev REV] [--photos 100000]
+        [--workers 1,2] [--compare-rev REV] [--photos 100000] [--keep]
     (or: uv run python -m bench.webhook …)
 
 Photo-report updates (1280×960 JPEGs served by the fake Bot API, tests/fake_telegram.py, in this
@@ -12,7 +12,7 @@ at its 30/s limit, as in production; its CPU during the phase is counted). First
 are posted and not measured (imports, caches, pools, every worker), then `--updates` are measured.
 
 Each configuration gets a fresh database `lomaya_bench_bot` (dropped first, migrated by the code
-under test with `lomaya migrate upgrade`) with one started shift and a member per update, and a
+under test with `lomaya migrate upgrade`; dropped at the end unless `--keep`) with one started shift and a member per update, and a
 fresh DATA_DIR (deleted afterwards). `--workers 1,2` runs the same bench against 1 and then 2 uvicorn
 worker processes. `--compare-rev REV` also runs it against the code of git revision REV, checked
 out with `git worktree add --detach` into a temporary folder (removed afterwards) and run with this
@@ -60,6 +60,7 @@ from bench._common import (
     CpuResult,
     cpu_columns,
     database_url,
+    drop_database,
     environment,
     fresh_database,
     load_line,
@@ -481,6 +482,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1", help="uvicorn worker counts, e.g. 1,2")
     parser.add_argument("--compare-rev", metavar="REV", help="also run the code of this revision")
     parser.add_argument("--photos", type=int, default=100_000, help="0: no duplicate check")
+    parser.add_argument("--keep", action="store_true", help="keep the last run's database")
     args = parser.parse_args()
     worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
 
@@ -608,6 +610,8 @@ def main() -> None:
         print(f"  {cpu.line('check')}")
         set_engine(None)
     print(load_line("end"))
+    if not args.keep:
+        drop_database(DB_NAME)
 
 
 if __name__ == "__main__":
