@@ -1,48 +1,46 @@
 """Benchmark of the daily jobs on PostgreSQL (prints figures; run by hand, never in the tests).
 
+    uv run python bench/daily.py [--members 10000] [--day 60] [--url postgresql://…/postgres] [--keep]
+    (or: uv run python -m bench.daily …)
+
 A started shift with 10,000 active members on day 60 (590,000 reports of days 1–59, bulk-loaded
 with INSERT … SELECT generate_series); then the daily task job (skips day 59's waiting reports,
-checks exclusions, creates 10,000 reports and queues 10,000 task messages) and the reminder job.
+checks exclusions, creates 10,000 reports and queues 10,000 task messages) and the reminder job,
+both run in this process.
 
-    uv run python bench/daily.py [--members 10000] [--day 60] [--url postgresql://…/postgres]
-
-Creates (and drops first) the database `lomaya_bench_daily` on the server of --url.
+Creates (and drops first) the database `lomaya_bench_daily` on the server of --url; drops it at the
+end unless --keep. Prints the load average at start and end, and per job: wall seconds, SQL
+statements (and rows sent with executemany), peak RSS, the job's result, time in SQL and the
+slowest statements, and CPU ms per member of the app (this process) and of PostgreSQL (backends of
+the bench database), with the cores busy with other work and the load at start → end of the job.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+if __package__ in (None, ""):  # run as `python bench/<name>.py`: import from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import sqlalchemy as sa
 
 from app import clock, schedule
 from app.db import make_engine, session_scope, set_engine
 from app.migrate import upgrade
 from app.settings import load_settings, set_settings
+from bench._common import CPU_NOTE, CpuMeter, drop_database, fresh_database, load_line
 
 DB_NAME = "lomaya_bench_daily"
 
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def create_database(base: str) -> str:
-    url = make_url(base).set(drivername="postgresql+psycopg")
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{DB_NAME}"'))
-    admin.dispose()
-    return url.set(database=DB_NAME).render_as_string(hide_password=False)
 
 
 def load(engine: sa.engine.Engine, members: int, today_number: int, start: date) -> None:
@@ -110,7 +108,7 @@ def load(engine: sa.engine.Engine, members: int, today_number: int, start: date)
         conn.execute(sa.text("VACUUM ANALYZE"))
 
 
-def timed_job(engine: sa.engine.Engine, job: str, now) -> None:
+def timed_job(engine: sa.engine.Engine, job: str, now, members: int) -> None:
     statements: list[str] = []
     rows_in_executemany: list[int] = []
     timings: list[tuple[float, str]] = []
@@ -129,7 +127,12 @@ def timed_job(engine: sa.engine.Engine, job: str, now) -> None:
     clock.set_now(now)
     started = time.perf_counter()
     try:
-        with session_scope(engine) as session:
+        with (
+            CpuMeter(
+                [os.getpid()], database_url=engine.url.render_as_string(hide_password=False)
+            ) as cpu,
+            session_scope(engine) as session,
+        ):
             result = schedule.run(session, job, now)
     finally:
         sa.event.remove(engine, "before_cursor_execute", listener)
@@ -147,16 +150,21 @@ def timed_job(engine: sa.engine.Engine, job: str, now) -> None:
     print(f"          time in SQL {sql_time:.2f} s (the rest: Python, rendering, commit); slowest:")
     for seconds, statement in sorted(timings, reverse=True)[:3]:
         print(f"          {seconds:6.3f} s  {statement[:90]}")
+    print(f"          {cpu.result(members).line('member')}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--day", type=int, default=60)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
-    url = create_database(args.url)
+    print(load_line("start"), flush=True)
+    url = fresh_database(DB_NAME, server=args.url)
     settings = set_settings(
         load_settings(
             {"DATABASE_URL": url, "SECRET_KEY": "bench-secret-key-0123456789", "BOT_TOKEN": ""},
@@ -180,9 +188,9 @@ def main() -> None:
         f"in {time.perf_counter() - began:.1f} s; peak RSS {peak_mb():.0f} MB"
     )
 
-    timed_job(engine, "daily", days.task_moment(today))
+    timed_job(engine, "daily", days.task_moment(today), args.members)
     reminder_at = schedule.reminder_moment(today)
-    timed_job(engine, "reminder", reminder_at)
+    timed_job(engine, "reminder", reminder_at, args.members)
     with engine.connect() as conn:
         counts = conn.execute(
             sa.text(
@@ -193,7 +201,12 @@ def main() -> None:
         ).one()
     print(f"after: {counts[0]} reports, {counts[1]} task messages, {counts[2]} reminders queued")
     print(f"peak RSS of the process: {peak_mb():.0f} MB")
+    print(CPU_NOTE)
+    print(load_line("end"))
     engine.dispose()
+    set_engine(None)
+    if not args.keep:
+        drop_database(DB_NAME, server=args.url)
 
 
 if __name__ == "__main__":

@@ -3,23 +3,40 @@
     from bench.dataset import load
     load(engine, members=10_000, days=100, reviewing_share=0.2)
 
+or, to time the load by itself:
+
+    uv run python bench/dataset.py [--members 10000] [--days 100] [--share 0.2] [--keep]
+    (or: uv run python -m bench.dataset …)
+
 One started shift of `days` days (today is its last loaded day), `members` participants each with a
 report for every day: a share `reviewing_share` still in review, the rest mostly approved, some
 declined or skipped; one photo per sent report. Everything is inserted with `INSERT … SELECT
 generate_series(…)` in a few statements, so a million reports take about a minute. Photo files are not
 created: every photo and thumbnail points at one shared stored image (`store_shared_image`).
+
+With verbose=True (and from the command line) it prints per step: wall seconds, rows, CPU seconds
+of PostgreSQL (backends of the database) and µs per row, the cores busy with other work and the
+1-minute load average at start → end of the step. From the command line it creates (and drops
+first) the database `lomaya_bench_dataset` on 127.0.0.1:5432 (BENCH_PG for another server), prints
+the load average at start and end, and drops the database unless --keep.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python bench/<name>.py`: import from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from app import clock
 from app.settings import get_settings
+from bench._common import CpuMeter, CpuResult
 
 NAMES = [
     "Маша",
@@ -82,13 +99,24 @@ def load(
     tz = settings.time_zone
     timings: dict[str, float] = {}
 
+    url = engine.url.render_as_string(hide_password=False)
+
+    def report(name: str, rows: int, cpu: CpuResult) -> None:
+        if verbose:
+            per_row = cpu.postgres * 1e6 / rows if rows > 0 else float("nan")
+            print(
+                f"  {name:<14} {timings[name]:7.1f} s {rows:>11,} rows  pg CPU {cpu.postgres:6.2f} s"
+                f" ({per_row:5.1f} µs/row)  others {cpu.others_cores:4.2f} cores"
+                f"  load {cpu.load_start[0]:.2f}→{cpu.load_end[0]:.2f}",
+                flush=True,
+            )
+
     def step(name: str, sql: str, **params) -> None:
         began = time.perf_counter()
-        with engine.begin() as conn:
-            conn.execute(sa.text(sql), params)
+        with CpuMeter(database_url=url) as cpu, engine.begin() as conn:
+            rows = conn.execute(sa.text(sql), params).rowcount
         timings[name] = time.perf_counter() - began
-        if verbose:
-            print(f"  {name:<14} {timings[name]:7.1f} s", flush=True)
+        report(name, rows, cpu.result(max(rows, 0)))
 
     step(
         "tasks",
@@ -192,9 +220,51 @@ def load(
            WHERE p.report_id = r.id AND r.id % 97 = 0""",
     )
     began = time.perf_counter()
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with (
+        CpuMeter(database_url=url) as cpu,
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+    ):
         conn.execute(sa.text("VACUUM ANALYZE"))
+        reports = conn.execute(sa.text("SELECT count(*) FROM report")).scalar_one()
     timings["vacuum"] = time.perf_counter() - began
-    if verbose:
-        print(f"  {'vacuum':<14} {timings['vacuum']:7.1f} s", flush=True)
+    report("vacuum", reports, cpu.result(reports))  # per report row
     return timings
+
+
+def main() -> None:
+    import argparse
+    import shutil
+
+    from app.db import make_engine
+    from app.migrate import upgrade
+    from app.settings import load_settings, set_settings
+    from bench._common import CPU_NOTE, drop_database, environment, fresh_database, load_line
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=100)
+    parser.add_argument("--share", type=float, default=0.2, help="share of reports in review")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+    print(load_line("start"), flush=True)
+    name = "lomaya_bench_dataset"
+    env = environment(fresh_database(name))
+    settings = set_settings(load_settings(env, env_file=None))
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    print(f"loading {args.members} members × {args.days} days …", flush=True)
+    began = time.perf_counter()
+    load(engine, members=args.members, days=args.days, reviewing_share=args.share)
+    print(f"loaded in {time.perf_counter() - began:.1f} s")
+    print(CPU_NOTE)
+    print(load_line("end"))
+    engine.dispose()
+    shutil.rmtree(env["DATA_DIR"], ignore_errors=True)
+    if not args.keep:
+        drop_database(name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,14 +1,31 @@
 """Benchmark: photo reports through the webhook on PostgreSQL (prints figures, asserts nothing).
 
-2,000 photo-report updates (1280×960 JPEGs served by the fake Bot API) are posted to one uvicorn
-worker over 8 concurrent keep-alive connections; the app downloads each photo with getFile, stores it
-with a thumbnail, hashes it, flags duplicates and moves the report to review, answering through the
-outbox (the sender runs in the app, as in production). Then the shift is filled up to 100,000 photos
-and the duplicate check (app.duplicates.find_flag) is timed.
+    uv run python bench/webhook.py [--updates 2000] [--warmup 100] [--concurrency 8]
+        [--workers 1,2] [--compare-rev REV] [--photos 100000] [--keep]
+    (or: uv run python -m bench.webhook …)
 
-    uv run python bench/webhook.py [--updates 2000] [--concurrency 8]
+Photo-report updates (1280×960 JPEGs served by the fake Bot API, tests/fake_telegram.py, in this
+process) are posted to uvicorn (`app.asgi:app`, a subprocess) over `--concurrency` keep-alive
+connections; the app downloads each photo with getFile, stores it with a thumbnail, hashes it, flags
+duplicates and moves the report to review, answering through the outbox (the sender runs in the app
+at its 30/s limit, as in production; its CPU during the phase is counted). First `--warmup` updates
+are posted and not measured (imports, caches, pools, every worker), then `--updates` are measured.
 
-Creates (and drops first) the database lomaya_bench_bot on 127.0.0.1:5432.
+Each configuration gets a fresh database `lomaya_bench_bot` (dropped first, migrated by the code
+under test with `lomaya migrate upgrade`; dropped at the end unless `--keep`) with one started shift and a member per update, and a
+fresh DATA_DIR (deleted afterwards). `--workers 1,2` runs the same bench against 1 and then 2 uvicorn
+worker processes. `--compare-rev REV` also runs it against the code of git revision REV, checked
+out with `git worktree add --detach` into a temporary folder (removed afterwards) and run with this
+checkout's virtualenv; for each worker count REV runs first, then this tree, so both see similar
+load. REV's schema must still fit the bench's bulk INSERTs.
+
+Prints the load average at start and end, then one row per configuration: reports/s, p50/p95 of
+the webhook answer latency, CPU ms per photo report of the app server process(es) (all workers and
+their threads) and of PostgreSQL (backends of the bench database), the cores busy with work the
+bench did not cause, and the 1-minute load average at start → end of the measured phase; below the
+table, CPU per server process, HTTP statuses and reports in review. Then (unless `--photos 0`; this
+tree's code only) the shift is filled up to `--photos` photos and app.duplicates.find_flag is timed,
+with CPU ms per check.
 """
 
 from __future__ import annotations
@@ -19,17 +36,42 @@ import io
 import json
 import os
 import random
-import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing import Pool
+from pathlib import Path
 
-from _common import ROOT, environment, fresh_database, summary
+if __package__ in (None, ""):  # run as `python bench/<name>.py`: import from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import sqlalchemy as sa
+
+from bench._common import (
+    CPU_HEADER,
+    CPU_NOTE,
+    ROOT,
+    CpuMeter,
+    CpuResult,
+    cpu_columns,
+    database_url,
+    drop_database,
+    environment,
+    fresh_database,
+    load_line,
+    own_url,
+    percentile,
+    summary,
+)
 
 W, H = 1280, 960
+DB_NAME = "lomaya_bench_bot"
+SECRET = "bench-webhook-secret"
 
 
 def _backgrounds(n: int) -> list[bytes]:
@@ -67,23 +109,21 @@ def _photo(seed: int) -> bytes:
 
 
 def _free_port() -> int:
+    import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def arrange(n: int) -> tuple[int, list[int]]:
+def arrange(engine: sa.Engine, n: int) -> tuple[int, list[int]]:
     """A started shift with n members, each with today's `waiting` report."""
-    import sqlalchemy as sa
-
     from app import clock
     from app.days import report_day
-    from app.db import session_scope
 
     today = report_day(clock.now())
     start = today - timedelta(days=4)
-    with session_scope() as db:
-        conn = db.connection()
+    with engine.begin() as conn:
         conn.execute(
             sa.text(
                 "INSERT INTO task (title, is_archived, created_at, updated_at) "
@@ -179,14 +219,9 @@ def post_all(port: int, secret: str, bodies: list[bytes], concurrency: int):
     return time.perf_counter() - started, latencies, statuses
 
 
-def fill_shift(shift_id: int, total: int) -> int:
+def fill_shift(engine: sa.Engine, shift_id: int, total: int) -> int:
     """Add synthetic photos (random hashes) to other days' reports until the shift has `total`."""
-    import sqlalchemy as sa
-
-    from app.db import session_scope
-
-    with session_scope() as db:
-        conn = db.connection()
+    with engine.begin() as conn:
         have = conn.execute(
             sa.text(
                 "SELECT count(*) FROM report_photo p JOIN report r ON r.id = p.report_id "
@@ -230,9 +265,10 @@ def fill_shift(shift_id: int, total: int) -> int:
         ).scalar_one()
 
 
-def time_duplicate_check(shift_id: int, runs: int = 300) -> tuple[list[float], int]:
-    import sqlalchemy as sa
-
+def time_duplicate_check(
+    url: str, shift_id: int, runs: int = 300
+) -> tuple[list[float], int, CpuResult]:
+    """find_flag on a shift full of photos, in this process (app = this whole process)."""
     from app import duplicates
     from app.db import session_scope
 
@@ -247,69 +283,167 @@ def time_duplicate_check(shift_id: int, runs: int = 300) -> tuple[list[float], i
         ).all()
     rnd = random.Random(1)
     times, hits = [], 0
-    for i in range(runs):
-        if i % 2 and real:  # half: a re-encoded copy of a real photo (near), half: new photos
-            sha, p, d = real[i % len(real)]
-            sha = f"{rnd.getrandbits(256):064x}"
-            p ^= 1 << rnd.randrange(63)
-        else:
-            sha = f"{rnd.getrandbits(256):064x}"
-            p, d = rnd.getrandbits(64) - 2**63, rnd.getrandbits(64) - 2**63
-        with session_scope() as db:
-            started = time.perf_counter()
-            flag = duplicates.find_flag(
-                db, shift_id, sha256=sha, file_unique_id=f"new-{i}", phash=p, dhash=d
-            )
-            times.append((time.perf_counter() - started) * 1000)
-        hits += flag is not None
-    return times, hits
+    with CpuMeter([os.getpid()], database_url=url) as cpu:
+        for i in range(runs):
+            if i % 2 and real:  # half: a re-encoded copy of a real photo (near), half: new photos
+                sha, p, d = real[i % len(real)]
+                sha = f"{rnd.getrandbits(256):064x}"
+                p ^= 1 << rnd.randrange(63)
+            else:
+                sha = f"{rnd.getrandbits(256):064x}"
+                p, d = rnd.getrandbits(64) - 2**63, rnd.getrandbits(64) - 2**63
+            with session_scope() as db:
+                started = time.perf_counter()
+                flag = duplicates.find_flag(
+                    db, shift_id, sha256=sha, file_unique_id=f"new-{i}", phash=p, dhash=d
+                )
+                times.append((time.perf_counter() - started) * 1000)
+            hits += flag is not None
+    return times, hits, cpu.result(runs)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--updates", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--photos", type=int, default=100_000)
-    args = parser.parse_args()
+class Server:
+    """uvicorn serving app.asgi:app from `code_root` with `workers` processes; ready when every
+    worker has finished its start-up (uvicorn's "Application startup complete" line, one per
+    worker); other lines of its log are passed through."""
 
-    sys.path.insert(0, str(ROOT))
-    from tests.fake_telegram import TOKEN, FakeTelegram
+    def __init__(self, code_root: Path, workers: int, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.workers = workers
+        self.started = 0
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.asgi:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--no-access-log",
+                "--log-level",
+                "info",
+            ],
+            cwd=code_root,
+            env={**os.environ, **env},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    url = fresh_database("lomaya_bench_bot")
-    fake = FakeTelegram()
-    fake_url = fake.start()
-    env = environment(
-        url,
-        BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=fake_url,
-        APPLICATION_URL="https://bench.example.org",
-        BOT_WEBHOOK_MODE="true",
+    def _read(self) -> None:
+        quiet = ("Started server process", "Waiting for application", "Uvicorn running on")
+        quiet += ("Started parent process", "Shutting down", "Waiting for child", "Finished server")
+        quiet += ("Application shutdown", "Stopping parent process", "Waiting for connections")
+        quiet += ("Received SIGTERM", "Terminated child process")
+        assert self.process.stderr is not None
+        for text in self.process.stderr:
+            if "Application startup complete" in text:
+                self.started += 1
+            elif not any(q in text for q in quiet):
+                print("  server:", text.rstrip(), file=sys.stderr, flush=True)
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while self.started < self.workers:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start ({self.started}/{self.workers} workers)")
+            time.sleep(0.1)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request("GET", "/health")
+        assert conn.getresponse().status == 200
+        conn.close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(timeout=5)
+
+
+@dataclass
+class Run:
+    label: str
+    workers: int
+    elapsed: float
+    latencies: list[float]
+    statuses: dict[int, int]
+    cpu: CpuResult
+    reviewing: int
+    flagged: int
+
+
+def run_config(
+    label: str,
+    code_root: Path,
+    workers: int,
+    warm: list[bytes],
+    bodies: list[bytes],
+    base_env: dict[str, str],
+    args,
+) -> tuple[Run, str, int]:
+    """One configuration on a fresh database; returns the run, the database URL and the shift."""
+    url = fresh_database(DB_NAME)
+    env = environment(url, **base_env)
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "app.cli", "migrate", "upgrade"],
+            cwd=code_root,
+            env={**os.environ, **env},
+            check=True,
+        )
+        engine = sa.create_engine(own_url(url))
+        shift_id, _ = arrange(engine, len(warm) + len(bodies))
+        server = Server(code_root, workers, env)
+        try:
+            server.wait_ready()
+            print(f"{label}: warm-up, {len(warm)} updates (not measured)…", flush=True)
+            post_all(server.port, SECRET, warm, args.concurrency)
+            print(f"{label}: measuring {len(bodies)} updates…", flush=True)
+            with CpuMeter([server.process.pid], database_url=url) as meter:
+                elapsed, latencies, statuses = post_all(
+                    server.port, SECRET, bodies, args.concurrency
+                )
+        finally:
+            server.stop()
+        with engine.connect() as conn:
+            reviewing = conn.execute(
+                sa.text("SELECT count(*) FROM report WHERE status = 'reviewing'")
+            ).scalar_one()
+            flagged = conn.execute(
+                sa.text("SELECT count(*) FROM report_photo WHERE flag IS NOT NULL")
+            ).scalar_one()
+        engine.dispose()
+    finally:
+        shutil.rmtree(env["DATA_DIR"], ignore_errors=True)
+    run = Run(
+        label,
+        workers,
+        elapsed,
+        latencies,
+        statuses,
+        meter.result(len(bodies)),
+        reviewing,
+        flagged,
     )
-    os.environ.update(env)
-    from app.db import get_engine
-    from app.migrate import upgrade
-    from app.settings import load_settings, set_settings
+    return run, url, shift_id
 
-    settings = set_settings(load_settings(env, env_file=None))
-    upgrade(get_engine(settings))
-    shift_id, users = arrange(args.updates)
 
-    print(f"Generating {args.updates} photos {W}×{H}…", flush=True)
-    started = time.perf_counter()
-    with Pool(2, initializer=_init, initargs=(_backgrounds(8),)) as pool:
-        photos = pool.map(_photo, range(args.updates), chunksize=20)
-    print(
-        f"  {time.perf_counter() - started:.0f} s, "
-        f"mean {sum(map(len, photos)) / len(photos) / 1024:.0f} KB",
-        flush=True,
-    )
+def make_bodies(fake, users: list[int], photos: list[bytes], first_update: int) -> list[bytes]:
     bodies = []
-    for i, (uid, data) in enumerate(zip(users, photos, strict=False)):
+    for i, (uid, data) in enumerate(zip(users, photos, strict=True)):
         file_id = fake.add_file(data)
         bodies.append(
             json.dumps(
                 {
-                    "update_id": 10_000 + i,
+                    "update_id": first_update + i,
                     "message": {
                         "message_id": i + 1,
                         "date": int(time.time()),
@@ -328,66 +462,156 @@ def main() -> None:
                 }
             ).encode()
         )
+    return bodies
 
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.asgi:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
+
+def describe_rev(root: Path, rev: str) -> str:
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return sha
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/health")
-                break
-            except OSError:
-                time.sleep(0.2)
-        # warm-up: 10 updates of the same shape (not counted)
-        print(f"Posting {len(bodies)} photo updates, {args.concurrency} connections…", flush=True)
-        elapsed, latencies, statuses = post_all(
-            port, settings.telegram_webhook_secret, bodies, args.concurrency
+    parser.add_argument("--updates", type=int, default=2000, help="measured photo updates")
+    parser.add_argument("--warmup", type=int, default=100, help="updates sent first, not measured")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", default="1", help="uvicorn worker counts, e.g. 1,2")
+    parser.add_argument("--compare-rev", metavar="REV", help="also run the code of this revision")
+    parser.add_argument("--photos", type=int, default=100_000, help="0: no duplicate check")
+    parser.add_argument("--keep", action="store_true", help="keep the last run's database")
+    args = parser.parse_args()
+    worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
+
+    print(load_line("start"), flush=True)
+    n = args.warmup + args.updates
+    print(f"Generating {n} photos {W}×{H}…", flush=True)
+    started = time.perf_counter()
+    with Pool(2, initializer=_init, initargs=(_backgrounds(8),)) as pool:
+        photos = pool.map(_photo, range(n), chunksize=20)
+    print(
+        f"  {time.perf_counter() - started:.0f} s, "
+        f"mean {sum(map(len, photos)) / len(photos) / 1024:.0f} KB",
+        flush=True,
+    )
+
+    from tests.fake_telegram import TOKEN, FakeTelegram
+
+    fake = FakeTelegram()
+    fake_url = fake.start()
+    base_env = {
+        "BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_URL": fake_url,
+        "TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "APPLICATION_URL": "https://bench.example.org",
+        "BOT_WEBHOOK_MODE": "true",
+    }
+    # arrange() reads the report day (time zone, task hour) from this tree's settings.
+    from app.settings import load_settings, set_settings
+
+    set_settings(
+        load_settings(
+            {"DATABASE_URL": database_url(DB_NAME), "SECRET_KEY": "bench-secret-key-0123456789"},
+            env_file=None,
         )
+    )
+    users = [7000000 + g for g in range(1, n + 1)]  # arrange(): telegram_id 7000000 + 1…n
+    all_bodies = make_bodies(fake, users, photos, first_update=10_000)
+    warm, bodies = all_bodies[: args.warmup], all_bodies[args.warmup :]
+    del photos
+
+    head = describe_rev(ROOT, "HEAD")
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "app", "migrations", "templates"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    this = f"this tree ({head}{'+changes' if dirty else ''})"
+    trees: list[tuple[str, Path]] = []
+    worktree: Path | None = None
+    if args.compare_rev:
+        worktree = Path(tempfile.mkdtemp(prefix="lomaya-bench-rev-")) / "tree"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(worktree), args.compare_rev],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        imported = subprocess.run(  # the editable install must not win over the checkout
+            [sys.executable, "-c", "import app; print(app.__file__)"],
+            cwd=worktree,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert Path(imported).resolve().is_relative_to(worktree.resolve()), imported
+        trees.append((f"{args.compare_rev} ({describe_rev(ROOT, args.compare_rev)})", worktree))
+    trees.append((this, ROOT))
+
+    runs: list[Run] = []
+    try:
+        for workers in worker_counts:
+            for name, code_root in trees:
+                label = f"{name}, {workers} worker{'s' if workers > 1 else ''}"
+                fake.reset()
+                run, url, shift_id = run_config(
+                    label, code_root, workers, warm, bodies, base_env, args
+                )
+                runs.append(run)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        if worktree is not None:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False
+            )
+            shutil.rmtree(worktree.parent, ignore_errors=True)
         fake.stop()
 
-    import sqlalchemy as sa
-
-    from app.db import session_scope
-
-    with session_scope() as db:
-        reviewing = db.execute(
-            sa.text("SELECT count(*) FROM report WHERE status = 'reviewing'")
-        ).scalar_one()
-        flagged = db.execute(
-            sa.text("SELECT count(*) FROM report_photo WHERE flag IS NOT NULL")
-        ).scalar_one()
+    width = max(len(r.label) for r in runs)
     print()
-    print(f"webhook: {len(bodies)} photo reports in {elapsed:.1f} s")
-    print(f"  sustained: {len(bodies) / elapsed:.1f} reports/s (target ≥ 60 on 2 cores)")
-    print(f"  answer latency: {summary(latencies)} (target p95 ≤ 250 ms)")
-    print(f"  HTTP statuses: {statuses}; reports in review: {reviewing}; flagged: {flagged}")
+    print(
+        f"webhook: {len(bodies)} photo reports measured after {len(warm)} warm-up updates, "
+        f"{args.concurrency} connections; CPU per photo report"
+    )
+    print(f"{'configuration':<{width}} {'reports/s':>9} {'p50 ms':>7} {'p95 ms':>7} {CPU_HEADER}")
+    for r in runs:
+        print(
+            f"{r.label:<{width}} {len(bodies) / r.elapsed:9.1f} {percentile(r.latencies, 50):7.1f}"
+            f" {percentile(r.latencies, 95):7.1f} {cpu_columns(r.cpu)}"
+        )
+    print("(targets on 2 cores: ≥ 60 reports/s, p95 ≤ 250 ms)")
+    for r in runs:
+        split = ", ".join(f"{pid} {s:.1f} s" for pid, s in sorted(r.cpu.app_split.items()))
+        print(f"{r.label}:")
+        print(f"  {r.cpu.line('report')}")
+        print("  app CPU by server process (pid, in start order; workers share the keep-alive")
+        print(f"  connections as the kernel hands them out): {split}")
+        print(
+            f"  latency {summary(r.latencies)}; HTTP statuses {r.statuses}; "
+            f"reports in review {r.reviewing}; flagged {r.flagged}"
+        )
+    print(CPU_NOTE)
 
-    total = fill_shift(shift_id, args.photos)
-    times, hits = time_duplicate_check(shift_id)
-    print(f"duplicate check at {total} photos in the shift ({len(times)} runs, {hits} flagged):")
-    print(f"  {summary(times)} (target ≤ 20 ms)")
+    if args.photos:
+        from app.db import make_engine, set_engine
+
+        set_engine(make_engine(url))  # the last run's database: this tree's code and schema
+        engine = sa.create_engine(own_url(url))
+        total = fill_shift(engine, shift_id, args.photos)
+        engine.dispose()
+        times, hits, cpu = time_duplicate_check(url, shift_id)
+        print(
+            f"duplicate check at {total} photos in the shift ({len(times)} runs, {hits} flagged):"
+        )
+        print(f"  {summary(times)} (target ≤ 20 ms)")
+        print(f"  {cpu.line('check')}")
+        set_engine(None)
+    print(load_line("end"))
+    if not args.keep:
+        drop_database(DB_NAME)
 
 
 if __name__ == "__main__":

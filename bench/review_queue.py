@@ -1,52 +1,73 @@
-"""Benchmark of the report queue on PostgreSQL with ~1,000,000 reports. Run by hand:
+"""Benchmark of the report queue (moderation) on PostgreSQL with ~1,000,000 reports. Run by hand:
 
-    uv run python -m bench.queue [--members 10000] [--days 100] [--reload] [--no-browser]
+    uv run python bench/review_queue.py [--members 10000] [--days 100] [--n 100] [--reload]
+        [--no-browser] [--database lomaya_bench_queue]
+    (or: uv run python -m bench.review_queue …)
 
-Creates (once) the database `lomaya_bench_queue` on 127.0.0.1:5432, migrates it, bulk-loads it with
-bench.dataset (reused by later runs), then drives the real app: server time per request (measured
-around the ASGI app, without the test client), SQL statements per request (an engine event
-listener), and in Chromium the time from a key press to the next card being focused. Decisions made
-by the benchmark are put back afterwards, so runs can be repeated on the same data.
+Creates (once) the database `lomaya_bench_queue` on 127.0.0.1:5432 (BENCH_PG to change the server),
+migrates it, bulk-loads it with bench.dataset (reused by later runs; `--reload` to force), then drives
+the real app in this process (Starlette TestClient, a logged-in expert). Decisions made by the
+benchmark are put back afterwards, so runs can be repeated on the same data.
+
+Prints one row per request kind (queue page, next pages, deep page, filters, flagged only, approve,
+decline, undo): n, p50/p95/max of the server time per request (measured around the ASGI app, without
+the test client), SQL statements per request (an engine event listener), CPU ms per request of the
+app (this process minus the client thread) and of PostgreSQL (backends of the bench database), the
+cores busy with other people's work, and the 1-minute load average at start → end of that row;
+then, unless --no-browser, the same for Chromium (key press → next card focused, → decided card
+back from the server, uvicorn in a thread). The load average is printed at start and end of the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import sys
 import threading
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as `python bench/<name>.py`: import from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from app.db import make_engine, set_engine
 from app.migrate import upgrade
 from app.settings import load_settings, set_settings
+from bench._common import (
+    CPU_HEADER,
+    CPU_NOTE,
+    CpuMeter,
+    CpuResult,
+    cpu_columns,
+    database_url,
+    load_line,
+    percentile,
+)
 
-BASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "lomaya_bench_queue"
+WARMUP = 3  # requests of each kind sent before the measured ones (not counted)
 DATA_DIR = Path("var/bench_queue")
 PASSWORD = "bench password 123"
 HX = {"HX-Request": "true"}
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+HEADER = f"{'request':<46} {'n':>4} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'SQL/req':>7} {CPU_HEADER}"
 
 
-def line(label: str, values: list[float], statements: list[int] | None = None) -> None:
-    text = (
-        f"{label:<44} n={len(values):>4}  median {statistics.median(values):6.1f} ms"
-        f"  p95 {pct(values, 95):6.1f} ms  max {max(values):6.1f} ms"
-    )
+def line(
+    label: str, values: list[float], cpu: CpuResult, statements: list[int] | None = None
+) -> None:
+    sql = ""
     if statements is not None:
         kinds = sorted(set(statements))
-        text += f"  SQL/request {kinds[0]}" + (f"–{kinds[-1]}" if len(kinds) > 1 else "")
-    print(text, flush=True)
+        sql = f"{kinds[0]}" + (f"–{kinds[-1]}" if len(kinds) > 1 else "")
+    print(
+        f"{label:<46} {len(values):>4} {percentile(values, 50):7.1f} {percentile(values, 95):7.1f}"
+        f" {max(values):7.1f} {sql:>7} {cpu_columns(cpu)}",
+        flush=True,
+    )
 
 
 class Timed:
@@ -70,20 +91,20 @@ class Timed:
         await self.app(scope, receive, timed_send)
 
 
-def ensure_database() -> str:
-    admin = sa.create_engine(BASE_URL, isolation_level="AUTOCOMMIT")
+def ensure_database(name: str) -> str:
+    admin = sa.create_engine(database_url("postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         exists = conn.execute(
-            sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": DB_NAME}
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
         ).first()
         if not exists:
-            conn.execute(sa.text(f'CREATE DATABASE "{DB_NAME}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return make_url(BASE_URL).set(database=DB_NAME).render_as_string(hide_password=False)
+    return database_url(name)
 
 
 def prepare(args) -> tuple:
-    url = ensure_database()
+    url = ensure_database(args.database)
     settings = set_settings(
         load_settings(
             {
@@ -174,17 +195,23 @@ def http_bench(settings, engine, args) -> list[int]:
         token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/reports").text)[1]
 
         def run(label, n, make_request):
-            times, stmts = [], []
-            for i in range(n + 3):
+            def one(i):
                 statements[0] = 0
                 response = make_request(i)
                 assert response.status_code in (200, 303), (label, response.status_code)
-                if i >= 3:  # warm-up
+                return response
+
+            for i in range(WARMUP):
+                one(i)
+            times, stmts = [], []
+            with CpuMeter(in_process=True, database_url=settings.database_url) as cpu:
+                for i in range(WARMUP, WARMUP + n):
+                    one(i)
                     times.append(timed.last)
                     stmts.append(statements[0])
-            line(label, times, stmts)
-            return response
+            line(label, times, cpu.result(n), stmts)
 
+        print(HEADER, flush=True)
         run("queue page (GET /reports, 20 cards)", args.n, lambda i: client.get("/reports"))
 
         # Walk the queue: each next page is an HTMX partial fetched with the previous cursor.
@@ -213,7 +240,9 @@ def http_bench(settings, engine, args) -> list[int]:
 
         deep_url = f"/reports?after={encode_cursor(deep[0], deep[1])}"
         run(
-            "a page 150,000 cards deep (keyset)", args.n, lambda i: client.get(deep_url, headers=HX)
+            f"a page {args.members * args.days // 7:,} cards deep (keyset)",
+            args.n,
+            lambda i: client.get(deep_url, headers=HX),
         )
         run(
             "filtered: child name 'Соня'",
@@ -249,11 +278,11 @@ def http_bench(settings, engine, args) -> list[int]:
                         "SELECT id FROM report WHERE status = 'reviewing' "
                         "ORDER BY submitted_at DESC, id DESC LIMIT :n"
                     ),
-                    {"n": args.n * 2 + 6},
+                    {"n": (args.n + WARMUP) * 2},
                 )
             ]
         decided.extend(ids)
-        approve_ids, decline_ids = ids[: args.n + 3], ids[args.n + 3 :]
+        approve_ids, decline_ids = ids[: args.n + WARMUP], ids[args.n + WARMUP :]
         run(
             "decision POST approve (HTMX)",
             args.n,
@@ -330,30 +359,37 @@ def browser_bench(settings, engine, args) -> list[int]:
               }, true);
             }"""
         )
-        for i in range(args.keys):
-            current = page.evaluate("document.activeElement.id")
-            decided.append(int(current.removeprefix("report-")))
-            key = "a" if i % 3 else "d"
-            page.keyboard.press(key)
-            if key == "d":
-                page.keyboard.press("2")
+        # app = uvicorn's threads (this process minus the main thread, which runs Playwright);
+        # Chromium and the Playwright driver are separate processes and count as "others".
+        with CpuMeter(in_process=True, database_url=settings.database_url) as meter:
+            for i in range(args.keys):
+                current = page.evaluate("document.activeElement.id")
+                decided.append(int(current.removeprefix("report-")))
+                key = "a" if i % 3 else "d"
+                page.keyboard.press(key)
+                if key == "d":
+                    page.keyboard.press("2")
+                page.wait_for_function(
+                    "id => document.activeElement && document.activeElement.id !== id"
+                    " && document.activeElement.classList.contains('mod-card')",
+                    arg=current,
+                )
+                page.wait_for_timeout(40)  # a curator's glance is far longer; keep requests apart
             page.wait_for_function(
-                "id => document.activeElement && document.activeElement.id !== id"
-                " && document.activeElement.classList.contains('mod-card')",
-                arg=current,
+                "() => !document.querySelector('.mod-card.is-deciding')", timeout=30_000
             )
-            page.wait_for_timeout(40)  # a curator's glance is far longer; keep requests apart
-        page.wait_for_function(
-            "() => !document.querySelector('.mod-card.is-deciding')", timeout=30_000
-        )
         times = page.evaluate("window.benchTimes")
         swaps = page.evaluate("window.benchSwap")
         cards = page.evaluate("document.querySelectorAll('.mod-card').length")
         browser.close()
     server.should_exit = True
     thread.join(timeout=10)
-    line("Chromium: key press → next card focused", times)
-    line("Chromium: key press → decided card from server", swaps)
+    cpu = meter.result(args.keys)
+    print()
+    print("Chromium, CPU per decision by keyboard (including the prefetching it causes):")
+    print(HEADER.replace("SQL/req", "       "))
+    line("Chromium: key press → next card focused", times, cpu)
+    line("Chromium: key press → decided card from server", swaps, cpu)
     print(f"  ({args.keys} decisions by keyboard; {cards} cards in the page after prefetching)")
     return decided
 
@@ -375,7 +411,9 @@ def restore(engine, ids: list[int]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=100)
     parser.add_argument("--share", type=float, default=0.2, help="share of reports in review")
@@ -383,7 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=60, help="keyboard decisions in Chromium")
     parser.add_argument("--reload", action="store_true", help="reload the data even if present")
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--database", default=DB_NAME, help="database name (kept for later runs)")
     args = parser.parse_args(argv)
+    print(load_line("start"), flush=True)
     settings, engine = prepare(args)
     decided: list[int] = []
     try:
@@ -392,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
             decided += browser_bench(settings, engine, args)
     finally:
         restore(engine, decided)
+        engine.dispose()
+    print(CPU_NOTE)
+    print(load_line("end"))
     return 0
 
 
