@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -155,7 +156,8 @@ def run_cli(
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         env=env,
-        cwd=cwd or env.get("DATA_DIR") or REPO,
+        # Never the checkout: a developer's .env there would fill in settings the test left out.
+        cwd=cwd or env.get("DATA_DIR") or tempfile.gettempdir(),
         input=input,
         capture_output=True,
         text=True,
@@ -167,11 +169,6 @@ def run_cli(
             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
     return result
-
-
-def libpq_url(url: str) -> str:
-    """A SQLAlchemy URL as libpq (psql, pg_dump) spells it."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 # --- lomaya serve ---------------------------------------------------------------------------------
@@ -271,14 +268,14 @@ def render_nginx_conf(
     text = site.read_text()
     log_format = _statement(text, r"^log_format\s+lomaya\b.*?;\s*$")
     upstream = _statement(text, r"^upstream\s+lomaya_web\s*\{.*?^\}")
-    server_params = re.search(r"^\s*server\s+\S+\s*([^;]*);", upstream, re.MULTILINE)
-    params = server_params.group(1).strip() if server_params else ""
-    body = [
-        line
-        for line in upstream.splitlines()[1:-1]
-        if not re.match(r"\s*server\s", line) and not line.strip().startswith("#")
-    ]
-    body += [f"    server {address} {params};" for address in upstreams]
+    body: list[str] = []
+    for line in upstream.splitlines()[1:-1]:
+        server = re.match(r"\s*server\s+\S+\s*([^;]*);", line)
+        if server is None:
+            body.append(line)
+        elif not any(re.match(r"\s*server\s", kept) for kept in body):
+            # The first `server` line becomes one line per test instance, with its parameters.
+            body += [f"    server {address} {server.group(1).strip()};" for address in upstreams]
     upstream_block = "upstream lomaya_web {\n" + "\n".join(body) + "\n}"
 
     temp = {
