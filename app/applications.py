@@ -1,4 +1,4 @@
-"""The request queue (product.md §4.3): pending applications, approve, decline, undo.
+"""The application queue (product.md §4.3): pending applications, approve, decline, undo.
 
 Same rules as report decisions: a conditional `UPDATE … WHERE status = 'pending'`, the family's
 message waits in the outbox until the undo window has passed, every change is audited.
@@ -17,12 +17,12 @@ from app import audit, clock, days, outbox
 from app.errors import Invalid, NotFound, Refused
 from app.members import balances
 from app.models import (
+    Application,
+    ApplicationStatus,
     Member,
     MemberStatus,
     Participant,
     Report,
-    Request,
-    RequestStatus,
     Shift,
     ShiftStatus,
     Staff,
@@ -45,7 +45,7 @@ DECLINE_REASONS = (
 class HistoryItem:
     shift_number: int
     shift_title: str
-    status: RequestStatus
+    status: ApplicationStatus
     member_status: MemberStatus | None
     balance: int | None
 
@@ -53,7 +53,7 @@ class HistoryItem:
 @dataclass
 class Row:
     id: int
-    status: RequestStatus
+    status: ApplicationStatus
     attempts: int
     created_at: datetime
     decided_at: datetime | None
@@ -74,7 +74,7 @@ class Row:
 
     def can_undo(self, staff_id: int) -> bool:
         return (
-            self.status != RequestStatus.pending
+            self.status != ApplicationStatus.pending
             and self.decided_by_id == staff_id
             and self.decided_at is not None
             and clock.now() < self.decided_at + timedelta(seconds=get_settings().undo_seconds)
@@ -84,13 +84,13 @@ class Row:
 def _row_select() -> sa.Select:
     return (
         sa.select(
-            col(Request.id),
-            col(Request.status),
-            col(Request.attempts),
-            col(Request.created_at),
-            col(Request.decided_at),
-            col(Request.decided_by_id),
-            col(Request.decline_reason),
+            col(Application.id),
+            col(Application.status),
+            col(Application.attempts),
+            col(Application.created_at),
+            col(Application.decided_at),
+            col(Application.decided_by_id),
+            col(Application.decline_reason),
             col(Participant.id),
             col(Participant.name),
             col(Participant.surname),
@@ -103,35 +103,35 @@ def _row_select() -> sa.Select:
             col(Shift.title),
             col(Staff.name),
         )
-        .select_from(Request)
-        .join(Participant, col(Participant.id) == col(Request.participant_id))
-        .join(Shift, col(Shift.id) == col(Request.shift_id))
-        .outerjoin(Staff, col(Staff.id) == col(Request.decided_by_id))
+        .select_from(Application)
+        .join(Participant, col(Participant.id) == col(Application.participant_id))
+        .join(Shift, col(Shift.id) == col(Application.shift_id))
+        .outerjoin(Staff, col(Staff.id) == col(Application.decided_by_id))
     )
 
 
 def _row(values: Any) -> Row:
     (*head, decider_name) = values
     row = Row(*head)
-    row.status = RequestStatus(row.status)
+    row.status = ApplicationStatus(row.status)
     row.decider_name = decider_name
     return row
 
 
 def pending(session: Session, shift_id: int | None = None) -> list[Row]:
-    """Pending requests of the preparing/started shift(s), oldest first, with each child's history.
+    """Pending applications of the preparing/started shift(s), oldest first, with each child's history.
 
     Three statements whatever the number of rows: the rows, the history, the balances.
     """
     query = _row_select().where(
-        col(Request.status) == RequestStatus.pending, col(Shift.status).in_(OPEN_SHIFTS)
+        col(Application.status) == ApplicationStatus.pending, col(Shift.status).in_(OPEN_SHIFTS)
     )
     if shift_id is not None:
-        query = query.where(col(Request.shift_id) == shift_id)
+        query = query.where(col(Application.shift_id) == shift_id)
     rows = [
         _row(r)
         for r in session.execute(
-            query.order_by(col(Request.created_at), col(Request.id)).limit(MAX_ROWS)
+            query.order_by(col(Application.created_at), col(Application.id)).limit(MAX_ROWS)
         )
     ]
     attach_history(session, rows)
@@ -144,23 +144,23 @@ def attach_history(session: Session, rows: list[Row]) -> None:
     participant_ids = {r.participant_id for r in rows}
     history = session.execute(
         sa.select(
-            col(Request.participant_id),
-            col(Request.shift_id),
+            col(Application.participant_id),
+            col(Application.shift_id),
             col(Shift.number),
             col(Shift.title),
-            col(Request.status),
+            col(Application.status),
             col(Member.id),
             col(Member.status),
         )
-        .join(Shift, col(Shift.id) == col(Request.shift_id))
+        .join(Shift, col(Shift.id) == col(Application.shift_id))
         .outerjoin(
             Member,
             sa.and_(
-                col(Member.participant_id) == col(Request.participant_id),
-                col(Member.shift_id) == col(Request.shift_id),
+                col(Member.participant_id) == col(Application.participant_id),
+                col(Member.shift_id) == col(Application.shift_id),
             ),
         )
-        .where(col(Request.participant_id).in_(participant_ids))
+        .where(col(Application.participant_id).in_(participant_ids))
         .order_by(col(Shift.number))
     ).all()
     points = balances(session, [h[5] for h in history if h[5] is not None])
@@ -173,17 +173,17 @@ def attach_history(session: Session, rows: list[Row]) -> None:
             HistoryItem(
                 number,
                 title,
-                RequestStatus(status),
+                ApplicationStatus(status),
                 MemberStatus(member_status) if member_status else None,
                 points.get(member_id) if member_id is not None else None,
             )
         )
 
 
-def row(session: Session, request_id: int) -> Row:
-    found = session.execute(_row_select().where(col(Request.id) == request_id)).first()
+def row(session: Session, application_id: int) -> Row:
+    found = session.execute(_row_select().where(col(Application.id) == application_id)).first()
     if found is None:
-        raise NotFound(request_id)
+        raise NotFound(application_id)
     result = _row(found)
     attach_history(session, [result])
     return result
@@ -215,21 +215,25 @@ def parse_reason(preset: Any, text: Any) -> str:
     return parse(preset, text, DECLINE_REASONS)
 
 
-def decision_key(request_id: int, attempts: int) -> str:
-    return f"request:{request_id}:{attempts}:decision"
+def decision_key(application_id: int, attempts: int) -> str:
+    return f"application:{application_id}:{attempts}:decision"
 
 
 def _decide(
-    session: Session, request_id: int, actor: Staff, status: RequestStatus, reason: str | None
+    session: Session,
+    application_id: int,
+    actor: Staff,
+    status: ApplicationStatus,
+    reason: str | None,
 ) -> Outcome:
     now = clock.now()
     open_shift = sa.select(col(Shift.id)).where(col(Shift.status).in_(OPEN_SHIFTS))
     result = session.execute(
-        sa.update(Request)
+        sa.update(Application)
         .where(
-            col(Request.id) == request_id,
-            col(Request.status) == RequestStatus.pending,
-            col(Request.shift_id).in_(open_shift),
+            col(Application.id) == application_id,
+            col(Application.status) == ApplicationStatus.pending,
+            col(Application.shift_id).in_(open_shift),
         )
         .values(
             status=status,
@@ -242,29 +246,29 @@ def _decide(
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         current = session.execute(
-            sa.select(col(Request.status), col(Request.decided_by_id), col(Shift.status))
-            .join(Shift, col(Shift.id) == col(Request.shift_id))
-            .where(col(Request.id) == request_id)
+            sa.select(col(Application.status), col(Application.decided_by_id), col(Shift.status))
+            .join(Shift, col(Shift.id) == col(Application.shift_id))
+            .where(col(Application.id) == application_id)
         ).first()
         if current is None:
-            raise NotFound(request_id)
-        if current[0] == RequestStatus.pending:
+            raise NotFound(application_id)
+        if current[0] == ApplicationStatus.pending:
             raise Refused("Смена уже закончилась или отменена — по этой заявке решить нельзя.")
-        verb = "одобрена" if current[0] == RequestStatus.approved else "отклонена"
+        verb = "одобрена" if current[0] == ApplicationStatus.approved else "отклонена"
         who = "Вы уже" if current[1] == actor.id else "Другой куратор уже"
-        return Outcome(request_id, False, f"{who} решил по этой заявке: {verb}.")
+        return Outcome(application_id, False, f"{who} решил по этой заявке: {verb}.")
 
     request, participant, shift = session.execute(
-        sa.select(Request, Participant, Shift)
-        .join(Participant, col(Participant.id) == col(Request.participant_id))
-        .join(Shift, col(Shift.id) == col(Request.shift_id))
-        .where(col(Request.id) == request_id)
+        sa.select(Application, Participant, Shift)
+        .join(Participant, col(Participant.id) == col(Application.participant_id))
+        .join(Shift, col(Shift.id) == col(Application.shift_id))
+        .where(col(Application.id) == application_id)
         .execution_options(populate_existing=True)
     ).one()
     settings = get_settings()
     send_after = now + timedelta(seconds=settings.undo_seconds)
     key = decision_key(request.id, request.attempts)
-    if status == RequestStatus.approved:
+    if status == ApplicationStatus.approved:
         member = session.execute(
             sa.select(Member).where(
                 col(Member.participant_id) == participant.id, col(Member.shift_id) == shift.id
@@ -282,7 +286,7 @@ def _decide(
         outbox.enqueue(
             session,
             participant,
-            "request_approved",
+            "application_approved",
             key,
             context={
                 "shift_title": shift.title,
@@ -295,7 +299,7 @@ def _decide(
         outbox.enqueue(
             session,
             participant,
-            "request_declined",
+            "application_declined",
             key,
             context={"shift_title": shift.title, "reason": reason},
             send_after=send_after,
@@ -303,31 +307,31 @@ def _decide(
     audit.record(
         session,
         actor,
-        "request.approve" if status == RequestStatus.approved else "request.decline",
-        "request",
-        request_id,
-        before={"status": RequestStatus.pending},
+        "application.approve" if status == ApplicationStatus.approved else "application.decline",
+        "application",
+        application_id,
+        before={"status": ApplicationStatus.pending},
         after={"status": status, "decline_reason": reason},
     )
-    return Outcome(request_id, True)
+    return Outcome(application_id, True)
 
 
-def approve(session: Session, request_id: int, actor: Staff) -> Outcome:
-    return _decide(session, request_id, actor, RequestStatus.approved, None)
+def approve(session: Session, application_id: int, actor: Staff) -> Outcome:
+    return _decide(session, application_id, actor, ApplicationStatus.approved, None)
 
 
-def decline(session: Session, request_id: int, actor: Staff, reason: str) -> Outcome:
+def decline(session: Session, application_id: int, actor: Staff, reason: str) -> Outcome:
     if not reason:
         raise Invalid("Выберите причину или напишите её.")
-    return _decide(session, request_id, actor, RequestStatus.declined, reason)
+    return _decide(session, application_id, actor, ApplicationStatus.declined, reason)
 
 
-def approve_many(session: Session, request_ids: list[int], actor: Staff) -> tuple[int, int]:
-    """Approve the selected requests; returns (approved now, already decided or not possible)."""
+def approve_many(session: Session, application_ids: list[int], actor: Staff) -> tuple[int, int]:
+    """Approve the selected applications; returns (approved now, already decided or not possible)."""
     done = skipped = 0
-    for request_id in dict.fromkeys(request_ids):
+    for application_id in dict.fromkeys(application_ids):
         try:
-            outcome = approve(session, request_id, actor)
+            outcome = approve(session, application_id, actor)
         except (NotFound, Refused):
             skipped += 1
             continue
@@ -338,30 +342,30 @@ def approve_many(session: Session, request_ids: list[int], actor: Staff) -> tupl
     return done, skipped
 
 
-def undo(session: Session, request_id: int, actor: Staff) -> Outcome:
+def undo(session: Session, application_id: int, actor: Staff) -> Outcome:
     """Back to pending: only the deciding curator, only within UNDO_SECONDS; removes the new member."""
     now = clock.now()
     found = session.execute(
         sa.select(
-            col(Request.status),
-            col(Request.decided_by_id),
-            col(Request.decided_at),
-            col(Request.attempts),
-            col(Request.participant_id),
-            col(Request.shift_id),
-            col(Request.decline_reason),
-        ).where(col(Request.id) == request_id)
+            col(Application.status),
+            col(Application.decided_by_id),
+            col(Application.decided_at),
+            col(Application.attempts),
+            col(Application.participant_id),
+            col(Application.shift_id),
+            col(Application.decline_reason),
+        ).where(col(Application.id) == application_id)
     ).first()
     if found is None:
-        raise NotFound(request_id)
+        raise NotFound(application_id)
     status, decided_by_id, decided_at, attempts, participant_id, shift_id, reason = found
-    status = RequestStatus(status)
-    if status == RequestStatus.pending:
+    status = ApplicationStatus(status)
+    if status == ApplicationStatus.pending:
         raise Refused("Отменять нечего: по заявке ещё нет решения.")
-    key = decision_key(request_id, attempts)
+    key = decision_key(application_id, attempts)
     cutoff = undo_cutoff(session, actor, decided_by_id, decided_at, key, now)
     member_id = None
-    if status == RequestStatus.approved:
+    if status == ApplicationStatus.approved:
         member_id = session.execute(
             sa.select(col(Member.id)).where(
                 col(Member.participant_id) == participant_id, col(Member.shift_id) == shift_id
@@ -375,7 +379,9 @@ def undo(session: Session, request_id: int, actor: Staff) -> Outcome:
             ).scalar_one()
             if sent:
                 raise Refused("Участник уже прислал фото — отменить одобрение нельзя.")
-    revert_decision(session, Request, request_id, status, RequestStatus.pending, actor, cutoff, now)
+    revert_decision(
+        session, Application, application_id, status, ApplicationStatus.pending, actor, cutoff, now
+    )
     if member_id is not None:
         session.execute(
             sa.delete(Report)
@@ -391,10 +397,10 @@ def undo(session: Session, request_id: int, actor: Staff) -> Outcome:
     audit.record(
         session,
         actor,
-        "request.undo",
-        "request",
-        request_id,
+        "application.undo",
+        "application",
+        application_id,
         before={"status": status, "decline_reason": reason},
-        after={"status": RequestStatus.pending},
+        after={"status": ApplicationStatus.pending},
     )
-    return Outcome(request_id, True)
+    return Outcome(application_id, True)

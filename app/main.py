@@ -19,7 +19,7 @@ from app import background
 from app.bot import web as bot_web
 from app.db import get_engine
 from app.settings import PROJECT_ROOT, Settings, get_settings, set_settings
-from app.web import applications as requests_web
+from app.web import applications as application_views
 from app.web import audit as audit_views
 from app.web import auth, basics, reports
 from app.web import participants as participant_views
@@ -41,17 +41,25 @@ def routes() -> list:
         Route("/logout", auth.logout, methods=["POST"]),
         # --- staff: screens ---
         Route("/", basics.dashboard),
-        # --- staff: moderation (report queue, request queue) ---
+        # --- staff: moderation (report queue, application queue) ---
         Route("/reports", reports.queue),
         Route("/reports/{report_id:int}", reports.show),
         Route("/reports/{report_id:int}/approve", reports.approve, methods=["POST"]),
         Route("/reports/{report_id:int}/decline", reports.decline, methods=["POST"]),
         Route("/reports/{report_id:int}/undo", reports.undo, methods=["POST"]),
-        Route("/requests", requests_web.queue),
-        Route("/requests/approve", requests_web.approve_selected, methods=["POST"]),
-        Route("/requests/{request_id:int}/approve", requests_web.approve, methods=["POST"]),
-        Route("/requests/{request_id:int}/decline", requests_web.decline, methods=["POST"]),
-        Route("/requests/{request_id:int}/undo", requests_web.undo, methods=["POST"]),
+        Route("/applications", application_views.queue),
+        Route("/applications/approve", application_views.approve_selected, methods=["POST"]),
+        Route(
+            "/applications/{application_id:int}/approve",
+            application_views.approve,
+            methods=["POST"],
+        ),
+        Route(
+            "/applications/{application_id:int}/decline",
+            application_views.decline,
+            methods=["POST"],
+        ),
+        Route("/applications/{application_id:int}/undo", application_views.undo, methods=["POST"]),
         # --- admin: shifts and plans ---
         Route("/shifts", shift_views.shift_list),
         Route("/shifts/new", shift_views.shift_new, methods=["GET", "POST"]),

@@ -33,7 +33,7 @@ class ShiftStatus(enum.StrEnum):
     cancelled = "cancelled"
 
 
-class RequestStatus(enum.StrEnum):
+class ApplicationStatus(enum.StrEnum):
     pending = "pending"
     approved = "approved"
     declined = "declined"
@@ -218,20 +218,20 @@ class Participant(SQLModel, table=True):
     updated_at: datetime = updated_at_field()
 
 
-class Request(SQLModel, table=True):
+class Application(SQLModel, table=True):
     """An application to take part in one shift."""
 
-    __tablename__ = "request"
+    __tablename__ = "application"
     __table_args__ = (
-        sa.UniqueConstraint("participant_id", "shift_id", name="uq_request_participant_shift"),
+        sa.UniqueConstraint("participant_id", "shift_id", name="uq_application_participant_shift"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     participant_id: int = Field(foreign_key="participant.id", nullable=False, ondelete="CASCADE")
     shift_id: int = Field(foreign_key="shift.id", nullable=False, index=True, ondelete="CASCADE")
-    status: RequestStatus = Field(
-        default=RequestStatus.pending,
-        sa_type=_enum(RequestStatus, "request_status"),
+    status: ApplicationStatus = Field(
+        default=ApplicationStatus.pending,
+        sa_type=_enum(ApplicationStatus, "application_status"),
         nullable=False,
     )
     attempts: int = Field(default=1, nullable=False)  # how many times submitted for this shift

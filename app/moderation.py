@@ -19,13 +19,13 @@ from app import audit, clock, days, outbox
 from app.errors import Invalid, NotFound, Refused
 from app.members import balance
 from app.models import (
+    Application,
     Member,
     OutboxStatus,
     OutgoingMessage,
     Participant,
     Report,
     ReportStatus,
-    Request,
     Staff,
     Task,
 )
@@ -155,7 +155,7 @@ def decide(
 
 def revert_decision(
     session: Session,
-    model: type[Report] | type[Request],
+    model: type[Report] | type[Application],
     object_id: int,
     status: Any,
     back_to: Any,

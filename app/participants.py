@@ -18,6 +18,8 @@ from sqlmodel import Session, col, select
 from app import audit, clock, storage
 from app.errors import FormErrors, MissingObject
 from app.models import (
+    Application,
+    ApplicationStatus,
     Member,
     MemberStatus,
     OutgoingMessage,
@@ -25,8 +27,6 @@ from app.models import (
     Report,
     ReportPhoto,
     ReportStatus,
-    Request,
-    RequestStatus,
     Shift,
     Staff,
     Task,
@@ -132,12 +132,12 @@ def search(session: Session, filters: Filters) -> tuple[list[Row], bool]:
     if filters.test in ("yes", "no"):
         query = query.where(col(Participant.is_test).is_(filters.test == "yes"))
     if filters.status in ("pending", "declined"):
-        sub = select(Request.id).where(
-            col(Request.participant_id) == Participant.id,
-            col(Request.status) == RequestStatus(filters.status),
+        sub = select(Application.id).where(
+            col(Application.participant_id) == Participant.id,
+            col(Application.status) == ApplicationStatus(filters.status),
         )
         if filters.shift_id is not None:
-            sub = sub.where(col(Request.shift_id) == filters.shift_id)
+            sub = sub.where(col(Application.shift_id) == filters.shift_id)
         query = query.where(sub.exists())
     elif filters.status in ("member", "excluded"):
         wanted = MemberStatus.active if filters.status == "member" else MemberStatus.excluded
@@ -150,10 +150,10 @@ def search(session: Session, filters: Filters) -> tuple[list[Row], bool]:
     elif filters.shift_id is not None:
         query = query.where(
             sa.or_(
-                select(Request.id)
+                select(Application.id)
                 .where(
-                    col(Request.participant_id) == Participant.id,
-                    col(Request.shift_id) == filters.shift_id,
+                    col(Application.participant_id) == Participant.id,
+                    col(Application.shift_id) == filters.shift_id,
                 )
                 .exists(),
                 select(Member.id)
@@ -182,19 +182,21 @@ def get_participant(session: Session, participant_id: int | None) -> Participant
 
 @dataclass
 class History:
-    requests: list[dict[str, Any]] = field(default_factory=list)
+    applications: list[dict[str, Any]] = field(default_factory=list)
     members: list[dict[str, Any]] = field(default_factory=list)
 
 
 def history(session: Session, participant_id: int) -> History:
     result = History()
-    for req, number, title in session.exec(
-        select(Request, Shift.number, Shift.title)
-        .join(Shift, col(Shift.id) == Request.shift_id)
-        .where(Request.participant_id == participant_id)
-        .order_by(col(Request.created_at).desc())
+    for application, number, title in session.exec(
+        select(Application, Shift.number, Shift.title)
+        .join(Shift, col(Shift.id) == Application.shift_id)
+        .where(Application.participant_id == participant_id)
+        .order_by(col(Application.created_at).desc())
     ).all():
-        result.requests.append({"request": req, "shift_number": number, "shift_title": title})
+        result.applications.append(
+            {"application": application, "shift_number": number, "shift_title": title}
+        )
     for member, number, title in session.exec(
         select(Member, Shift.number, Shift.title)
         .join(Shift, col(Shift.id) == Member.shift_id)
@@ -352,19 +354,20 @@ def export_zip(
                 "created_at",
             ],
         ),
-        "requests": [],
+        "applications": [],
         "memberships": [],
     }
-    for req, title in session.exec(
-        select(Request, Shift.title)
-        .join(Shift, col(Shift.id) == Request.shift_id)
-        .where(Request.participant_id == participant.id)
+    for application, title in session.exec(
+        select(Application, Shift.title)
+        .join(Shift, col(Shift.id) == Application.shift_id)
+        .where(Application.participant_id == participant.id)
     ).all():
         item = _row(
-            req, ["shift_id", "status", "attempts", "decline_reason", "created_at", "decided_at"]
+            application,
+            ["shift_id", "status", "attempts", "decline_reason", "created_at", "decided_at"],
         )
         item["shift_title"] = title
-        data["requests"].append(item)
+        data["applications"].append(item)
     photo_files: list[tuple[str, str]] = []
     for member, title in session.exec(
         select(Member, Shift.title)
@@ -422,7 +425,7 @@ def export_bytes(session: Session, actor: Staff | None, participant: Participant
 def delete_participant(
     session: Session, actor: Staff | None, participant: Participant
 ) -> list[str]:
-    """Remove personal data and photos; keep requests, memberships and reports (statistics).
+    """Remove personal data and photos; keep applications, memberships and reports (statistics).
 
     Returns the media keys to delete once the transaction has committed.
     """

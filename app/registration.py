@@ -1,6 +1,6 @@
 """Registration of families for a shift (product.md §3.1–3.2).
 
-`validate` checks the form fields; `submit` applies the rules: the registration window, one request
+`validate` checks the form fields; `submit` applies the rules: the registration window, one application
 per shift, re-applications after a decline (up to `max_requests_per_shift` submissions), editing data
 never demotes an approved member, a phone owned by someone else is refused with a clear message.
 Takes a session, never commits, never calls Telegram (the confirmation goes into the outbox).
@@ -17,7 +17,7 @@ import phonenumbers
 from sqlmodel import Session, col, select
 
 from app import audit, clock, outbox
-from app.models import Participant, Request, RequestStatus, Shift, ShiftStatus
+from app.models import Application, ApplicationStatus, Participant, Shift, ShiftStatus
 from app.settings import get_settings
 from app.text import age
 
@@ -209,18 +209,21 @@ def submit(session: Session, telegram_id: int, form: dict[str, str]) -> Outcome:
                 "напишите куратору, мы поможем."
             },
         )
-    request = None
+    application = None
     if participant is not None:
-        request = session.exec(
-            select(Request)
-            .where(col(Request.participant_id) == participant.id, col(Request.shift_id) == shift.id)
+        application = session.exec(
+            select(Application)
+            .where(
+                col(Application.participant_id) == participant.id,
+                col(Application.shift_id) == shift.id,
+            )
             .with_for_update()
         ).first()
     limit = get_settings().max_requests_per_shift
     if (
-        request is not None
-        and request.status == RequestStatus.declined
-        and request.attempts >= limit
+        application is not None
+        and application.status == ApplicationStatus.declined
+        and application.attempts >= limit
     ):
         return Outcome(
             False,
@@ -244,32 +247,32 @@ def submit(session: Session, telegram_id: int, form: dict[str, str]) -> Outcome:
     session.flush()
     assert participant.id is not None
 
-    if request is None:
+    if application is None:
         assert shift.id is not None
-        request = Request(participant_id=participant.id, shift_id=shift.id)
-        session.add(request)
+        application = Application(participant_id=participant.id, shift_id=shift.id)
+        session.add(application)
         kind = "new"
-    elif request.status == RequestStatus.declined:
-        request.status = RequestStatus.pending
-        request.attempts += 1
-        request.decline_reason = None
-        request.decided_at = None
-        request.decided_by_id = None
-        request.updated_at = now
-        session.add(request)
+    elif application.status == ApplicationStatus.declined:
+        application.status = ApplicationStatus.pending
+        application.attempts += 1
+        application.decline_reason = None
+        application.decided_at = None
+        application.decided_by_id = None
+        application.updated_at = now
+        session.add(application)
         kind = "reapplied"
     else:
-        kind = request.status.value  # "pending" or "approved": data updated, status kept
+        kind = application.status.value  # "pending" or "approved": data updated, status kept
     session.flush()
-    assert request.id is not None
+    assert application.id is not None
     if kind in ("new", "reapplied"):
         audit.record(
             session,
             None,
-            "request.submit",
-            "request",
-            request.id,
-            after={"status": request.status, "attempts": request.attempts},
+            "application.submit",
+            "application",
+            application.id,
+            after={"status": application.status, "attempts": application.attempts},
         )
     text_kind = {
         "new": "registration_received",
@@ -278,7 +281,7 @@ def submit(session: Session, telegram_id: int, form: dict[str, str]) -> Outcome:
         "approved": "registration_updated_member",
     }[kind]
     key = (
-        f"registration:{request.id}:{request.attempts}"
+        f"registration:{application.id}:{application.attempts}"
         if kind in ("new", "reapplied")
         else f"registration-edit:{participant.id}:{int(now.timestamp() * 1000)}"
     )

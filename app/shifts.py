@@ -17,13 +17,13 @@ from sqlmodel import Session, col, select
 from app import audit, clock, final_message, outbox
 from app.errors import FormErrors
 from app.models import (
+    Application,
+    ApplicationStatus,
     Member,
     MemberStatus,
     Participant,
     Report,
     ReportStatus,
-    Request,
-    RequestStatus,
     Shift,
     ShiftDay,
     ShiftStatus,
@@ -332,10 +332,13 @@ def cancel_shift(session: Session, actor: Staff | None, shift: Shift) -> int:
         raise FormErrors({"": "Отменить можно только смену в подготовке."})
     now = clock.now()
     session.execute(
-        sa.update(Request)
-        .where(col(Request.shift_id) == shift.id, col(Request.status) == RequestStatus.pending)
+        sa.update(Application)
+        .where(
+            col(Application.shift_id) == shift.id,
+            col(Application.status) == ApplicationStatus.pending,
+        )
         .values(
-            status=RequestStatus.declined,
+            status=ApplicationStatus.declined,
             decline_reason=CANCEL_REASON,
             decided_by_id=actor.id if actor else None,
             decided_at=now,
@@ -344,8 +347,8 @@ def cancel_shift(session: Session, actor: Staff | None, shift: Shift) -> int:
     )
     applicants = session.exec(
         select(Participant)
-        .join(Request, col(Request.participant_id) == Participant.id)
-        .where(Request.shift_id == shift.id)
+        .join(Application, col(Application.participant_id) == Participant.id)
+        .where(Application.shift_id == shift.id)
     ).all()
     session.refresh(shift)
     sent = 0

@@ -194,10 +194,10 @@ def http_bench(settings, engine, args) -> list[int]:
         login(client)
         token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/reports").text)[1]
 
-        def run(label, n, make_request):
+        def run(label, n, make_application):
             def one(i):
                 statements[0] = 0
-                response = make_request(i)
+                response = make_application(i)
                 assert response.status_code in (200, 303), (label, response.status_code)
                 return response
 

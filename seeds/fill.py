@@ -37,14 +37,14 @@ from app.accounts import hash_password
 from app.db import is_postgres
 from app.images import StoredImage, store_image
 from app.models import (
+    Application,
+    ApplicationStatus,
     Member,
     MemberStatus,
     Participant,
     Report,
     ReportPhoto,
     ReportStatus,
-    Request,
-    RequestStatus,
     Shift,
     ShiftDay,
     ShiftStatus,
@@ -229,7 +229,7 @@ def _summary(session: Session) -> SeedSummary:
         tasks=_count(session, Task),
         participants=_count(session, Participant),
         shifts=_count(session, Shift),
-        requests=_count(session, Request),
+        requests=_count(session, Application),
         members=_count(session, Member),
         reports=_count(session, Report),
         reviewing=_count(session, Report, col(Report.status) == ReportStatus.reviewing),
@@ -491,16 +491,16 @@ def _request(
     ctx: _Ctx,
     shift: Shift,
     person: Participant,
-    status: RequestStatus,
+    status: ApplicationStatus,
     applied: datetime,
     decided: datetime | None = None,
     reason: str | None = None,
     attempts: int = 1,
-) -> Request:
+) -> Application:
     assert shift.id is not None and person.id is not None
     _registered_before(person, applied, ctx.rng)
     by = ctx.curator() if decided else None
-    request = Request(
+    request = Application(
         participant_id=person.id,
         shift_id=shift.id,
         status=status,
@@ -513,7 +513,9 @@ def _request(
     )
     ctx.session.add(request)
     if decided and by:
-        action = "request.approve" if status == RequestStatus.approved else "request.decline"
+        action = (
+            "application.approve" if status == ApplicationStatus.approved else "application.decline"
+        )
         after: dict[str, object] = {"status": status}
         if reason:
             after["reason"] = reason
@@ -522,9 +524,9 @@ def _request(
             ctx.session,
             by,
             action,
-            "request",
+            "application",
             request.id,
-            before={"status": RequestStatus.pending},
+            before={"status": ApplicationStatus.pending},
             after=after,
         ).at = decided
     return request
@@ -545,7 +547,7 @@ def _enrol(
         if late:
             applied = _between(rng, first_day + timedelta(hours=9), first_day + timedelta(hours=20))
         decided = _between(rng, applied + timedelta(hours=1), applied + timedelta(hours=30))
-        _request(ctx, shift, person, RequestStatus.approved, applied, decided)
+        _request(ctx, shift, person, ApplicationStatus.approved, applied, decided)
         assert shift.id is not None and person.id is not None
         joined = shift.started_at + timedelta(days=1 if late else 0)
         member = Member(
@@ -564,7 +566,7 @@ def _enrol(
             ctx,
             shift,
             person,
-            RequestStatus.declined,
+            ApplicationStatus.declined,
             applied,
             decided,
             rng.choice(data.REQUEST_DECLINE_REASONS),
@@ -580,7 +582,13 @@ def _cancelled_requests(
     for person in people:
         applied = _between(ctx.rng, opened, cancelled_at - timedelta(days=1))
         _request(
-            ctx, shift, person, RequestStatus.declined, applied, cancelled_at, data.CANCELLED_REASON
+            ctx,
+            shift,
+            person,
+            ApplicationStatus.declined,
+            applied,
+            cancelled_at,
+            data.CANCELLED_REASON,
         )
 
 
@@ -594,12 +602,12 @@ def _preparing_requests(
     for index, person in enumerate(pending):
         applied = _between(rng, opened, clock.now() - timedelta(minutes=5))
         _request(
-            ctx, shift, person, RequestStatus.pending, applied, attempts=2 if index == 3 else 1
+            ctx, shift, person, ApplicationStatus.pending, applied, attempts=2 if index == 3 else 1
         )
     for person in _take(pool, 4):
         applied = _between(rng, opened, clock.now() - timedelta(days=2))
         decided = _between(rng, applied + timedelta(hours=1), clock.now() - timedelta(hours=1))
-        _request(ctx, shift, person, RequestStatus.approved, applied, decided)
+        _request(ctx, shift, person, ApplicationStatus.approved, applied, decided)
         assert shift.id is not None and person.id is not None
         ctx.session.add(
             Member(
@@ -617,7 +625,7 @@ def _preparing_requests(
             ctx,
             shift,
             person,
-            RequestStatus.declined,
+            ApplicationStatus.declined,
             applied,
             decided,
             rng.choice(data.REQUEST_DECLINE_REASONS),

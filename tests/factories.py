@@ -14,13 +14,13 @@ from app import clock
 from app.accounts import hash_password
 from app.images import store_image
 from app.models import (
+    Application,
+    ApplicationStatus,
     Member,
     MemberStatus,
     Participant,
     Report,
     ReportStatus,
-    Request,
-    RequestStatus,
     Shift,
     ShiftDay,
     ShiftStatus,
@@ -115,13 +115,13 @@ def make_participant(db: Session, **kw) -> Participant:
     return _save(db, Participant(**values))
 
 
-def make_request(
+def make_application(
     db: Session,
     participant: Participant,
     shift: Shift,
-    status: RequestStatus = RequestStatus.pending,
-) -> Request:
-    return _save(db, Request(participant_id=participant.id, shift_id=shift.id, status=status))
+    status: ApplicationStatus = ApplicationStatus.pending,
+) -> Application:
+    return _save(db, Application(participant_id=participant.id, shift_id=shift.id, status=status))
 
 
 def make_member(

@@ -34,17 +34,17 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/telegram/webhook"): PUBLIC,
     ("GET", "/telegram/registration"): PUBLIC,
     ("POST", "/telegram/registration"): PUBLIC,
-    # moderation: report queue, request queue
+    # moderation: report queue, application queue
     ("GET", "/reports"): STAFF,
     ("GET", "/reports/{report_id:int}"): STAFF,
     ("POST", "/reports/{report_id:int}/approve"): STAFF,
     ("POST", "/reports/{report_id:int}/decline"): STAFF,
     ("POST", "/reports/{report_id:int}/undo"): STAFF,
-    ("GET", "/requests"): STAFF,
-    ("POST", "/requests/approve"): STAFF,
-    ("POST", "/requests/{request_id:int}/approve"): STAFF,
-    ("POST", "/requests/{request_id:int}/decline"): STAFF,
-    ("POST", "/requests/{request_id:int}/undo"): STAFF,
+    ("GET", "/applications"): STAFF,
+    ("POST", "/applications/approve"): STAFF,
+    ("POST", "/applications/{application_id:int}/approve"): STAFF,
+    ("POST", "/applications/{application_id:int}/decline"): STAFF,
+    ("POST", "/applications/{application_id:int}/undo"): STAFF,
     # shifts and plans
     ("GET", "/shifts"): ADMIN,
     ("GET", "/shifts/new"): ADMIN,
@@ -133,7 +133,7 @@ def world(db, admin):
     shift = factories.make_shift(db, days=10, tasks=[task])
     member = factories.make_member(db, shift)
     report = factories.make_report(db, member, 1, ReportStatus.approved, photos=1)
-    application = factories.make_request(db, factories.make_participant(db), shift)
+    application = factories.make_application(db, factories.make_participant(db), shift)
     target = factories.make_staff(db, email="target@example.org")
     token, secret = staff_admin.invite(db, admin, "invitee@example.org", "Ира", "", "expert")
     db.commit()
@@ -145,7 +145,7 @@ def world(db, admin):
         "participant_id": member.participant_id,
         "member_id": member.id,
         "report_id": report.id,
-        "request_id": application.id,
+        "application_id": application.id,
         "token_id": token.id,
         "staff_id": target.id,
         "ext": "csv",

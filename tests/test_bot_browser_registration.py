@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from app import clock
-from app.models import Participant, Request, ShiftStatus
+from app.models import Application, Participant, ShiftStatus
 from tests import factories
 from tests.bot_support import init_data
 from tests.conftest import LiveServer
@@ -65,7 +65,7 @@ def test_prefill_error_next_to_field_then_success(db, page, bot_server, noon):
     db.expire_all()
     p = db.exec(select(Participant).where(Participant.telegram_id == UID)).one()
     assert p.city == "Ростов-на-Дону"
-    assert db.exec(select(Request).where(Request.participant_id == p.id)).one()
+    assert db.exec(select(Application).where(Application.participant_id == p.id)).one()
 
 
 def test_readable_without_telegram_script(db, page, bot_server, noon):

@@ -11,10 +11,10 @@ from sqlmodel import select
 from app import clock, registration, webapp
 from app.errors import InitDataError
 from app.models import (
+    Application,
+    ApplicationStatus,
     OutgoingMessage,
     Participant,
-    Request,
-    RequestStatus,
     ShiftStatus,
 )
 from tests import factories
@@ -62,8 +62,8 @@ def test_happy_path_registers_and_the_bot_confirms(db, bot_client, fake_tg, prep
     assert (p.name, p.surname, p.city) == ("Анна-Мария", "Иванова", "Ростов-на-Дону")
     assert p.phone == "+7 912 345-67-89" and p.date_of_birth == date(2014, 3, 8)
     assert p.consent_at is not None and p.consent_version == registration.CONSENT_VERSION
-    req = db.exec(select(Request).where(Request.participant_id == p.id)).one()
-    assert req.status == RequestStatus.pending and req.shift_id == preparing.id
+    req = db.exec(select(Application).where(Application.participant_id == p.id)).one()
+    assert req.status == ApplicationStatus.pending and req.shift_id == preparing.id
     assert deliver() == 1
     assert "Заявка в смену" in fake_tg.texts(UID)[0]
 
@@ -163,7 +163,7 @@ def test_phone_owned_by_someone_else(db, bot_client, preparing):
     response = _post(bot_client)
     assert response.status_code == 422
     assert "у другого участника" in response.json()["errors"]["phone"]
-    assert db.exec(select(Request)).all() == []
+    assert db.exec(select(Application)).all() == []
 
 
 def test_closed_window(db, bot_client, noon, bot_settings):
@@ -176,42 +176,42 @@ def test_closed_window(db, bot_client, noon, bot_settings):
 def test_started_shift_is_open_for_its_first_days(db, bot_client, noon, bot_settings):
     shift = factories.make_shift(db, start=clock.local_today() - timedelta(days=1))
     assert _post(bot_client).status_code == 200
-    assert db.exec(select(Request)).one().shift_id == shift.id
+    assert db.exec(select(Application)).one().shift_id == shift.id
 
 
 def test_one_request_per_shift_and_reapplications_are_limited(db, bot_client, preparing):
     assert _post(bot_client).json()["ok"]
     assert _post(bot_client).json()["ok"]  # data edit while pending: still one request
-    req = db.exec(select(Request)).one()
+    req = db.exec(select(Application)).one()
     assert req.attempts == 1
     for attempt in (2, 3):
-        req.status = RequestStatus.declined
+        req.status = ApplicationStatus.declined
         req.decline_reason = "Нет мест"
         db.add(req)
         db.commit()
         assert _post(bot_client).json()["ok"]
         db.refresh(req)
         assert (req.status, req.attempts, req.decline_reason) == (
-            RequestStatus.pending,
+            ApplicationStatus.pending,
             attempt,
             None,
         )
-    req.status = RequestStatus.declined
+    req.status = ApplicationStatus.declined
     db.add(req)
     db.commit()
     response = _post(bot_client)
     assert response.status_code == 422 and "не больше 3 раз" in response.json()["message"]
     db.refresh(req)
-    assert req.status == RequestStatus.declined and req.attempts == 3
+    assert req.status == ApplicationStatus.declined and req.attempts == 3
 
 
 def test_editing_data_never_demotes_an_approved_member(db, bot_client, preparing):
     p = factories.make_participant(db, telegram_id=UID, phone="+7 912 000-00-01")
-    factories.make_request(db, p, preparing, status=RequestStatus.approved)
+    factories.make_application(db, p, preparing, status=ApplicationStatus.approved)
     response = _post(bot_client, dict(GOOD, city="Уфа"))
     assert response.json()["ok"] and "по-прежнему участник" in response.json()["message"]
     db.expire_all()
-    assert db.exec(select(Request)).one().status == RequestStatus.approved
+    assert db.exec(select(Application)).one().status == ApplicationStatus.approved
     assert db.get(Participant, p.id).city == "Уфа"
     assert db.get(Participant, p.id).phone == "+7 912 345-67-89"
 

@@ -3,7 +3,7 @@
 import pytest
 import sqlalchemy as sa
 
-from app.models import Member, Report, Request, Shift, ShiftStatus
+from app.models import Application, Member, Report, Shift, ShiftStatus
 from tests import factories
 
 
@@ -33,8 +33,8 @@ def test_one_report_per_member_and_day(db):
 def test_one_request_and_one_membership_per_participant_and_shift(db):
     shift = factories.make_shift(db)
     participant = factories.make_participant(db)
-    factories.make_request(db, participant, shift)
-    _refused(db, Request(participant_id=participant.id, shift_id=shift.id))
+    factories.make_application(db, participant, shift)
+    _refused(db, Application(participant_id=participant.id, shift_id=shift.id))
     factories.make_member(db, shift, participant)
     _refused(
         db, Member(participant_id=participant.id, shift_id=shift.id, joined_at=shift.started_at)

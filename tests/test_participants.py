@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from app import participants, storage
 from app.models import (
+    ApplicationStatus,
     AuditEvent,
     Member,
     MemberStatus,
@@ -18,7 +19,6 @@ from app.models import (
     Report,
     ReportPhoto,
     ReportStatus,
-    RequestStatus,
 )
 from tests import factories
 from tests.conftest import csrf_token
@@ -46,7 +46,7 @@ def test_filters_status_shift_blocked_test(db):
     shift = factories.make_shift(db, days=5)
     other = factories.make_shift(db, days=5, status=factories.ShiftStatus.finished)
     pending = factories.make_participant(db)
-    factories.make_request(db, pending, shift)
+    factories.make_application(db, pending, shift)
     member = factories.make_member(db, shift)
     excluded = factories.make_member(db, other, status=MemberStatus.excluded)
     blocked = factories.make_participant(db, is_bot_blocked=True, is_test=True)
@@ -80,7 +80,7 @@ def test_pages_of_fifty(expert_client, db):
 def test_participant_page_shows_consent_requests_and_memberships(expert_client, db):
     shift = factories.make_shift(db, days=5)
     p = factories.make_participant(db, name="Оля", consent_version="2")
-    req = factories.make_request(db, p, shift, RequestStatus.declined)
+    req = factories.make_application(db, p, shift, ApplicationStatus.declined)
     req.decline_reason = "Фото нечёткое"
     db.add(req)
     db.commit()

@@ -31,14 +31,14 @@ from app.db import make_engine, session_scope
 from app.images import hamming, perceptual_hashes
 from app.migrate import upgrade
 from app.models import (
+    Application,
+    ApplicationStatus,
     Member,
     MemberStatus,
     Participant,
     Report,
     ReportPhoto,
     ReportStatus,
-    Request,
-    RequestStatus,
     Shift,
     ShiftDay,
     ShiftStatus,
@@ -263,16 +263,16 @@ def _check_photos(session: Session) -> None:
 
 def _check_requests(session: Session) -> None:
     rows = session.exec(
-        select(Shift.status, Request.status).join(Shift, Shift.id == Request.shift_id)
+        select(Shift.status, Application.status).join(Shift, Shift.id == Application.shift_id)
     ).all()
     counts = Counter(rows)
-    assert counts[(ShiftStatus.preparing, RequestStatus.pending)] == 15
-    assert counts[(ShiftStatus.preparing, RequestStatus.declined)] > 0
-    assert counts[(ShiftStatus.started, RequestStatus.approved)] == MEMBERS
-    for request in session.exec(select(Request)).all():
-        decided = request.status != RequestStatus.pending
+    assert counts[(ShiftStatus.preparing, ApplicationStatus.pending)] == 15
+    assert counts[(ShiftStatus.preparing, ApplicationStatus.declined)] > 0
+    assert counts[(ShiftStatus.started, ApplicationStatus.approved)] == MEMBERS
+    for request in session.exec(select(Application)).all():
+        decided = request.status != ApplicationStatus.pending
         assert (request.decided_at is not None) == decided == (request.decided_by_id is not None)
-        if request.status == RequestStatus.declined:
+        if request.status == ApplicationStatus.declined:
             assert request.decline_reason
 
 

@@ -10,10 +10,10 @@ from sqlmodel import select
 from app import clock, shifts
 from app.errors import FormErrors
 from app.models import (
+    Application,
+    ApplicationStatus,
     AuditEvent,
     OutgoingMessage,
-    Request,
-    RequestStatus,
     Shift,
     ShiftDay,
     ShiftStatus,
@@ -258,9 +258,9 @@ def test_start_now_only_when_no_other_shift_runs(db):
 def test_cancel_declines_pending_requests_and_tells_applicants(admin_client, db):
     _tasks(db)
     shift = _create(db)
-    pending = factories.make_request(db, factories.make_participant(db), shift)
+    pending = factories.make_application(db, factories.make_participant(db), shift)
     approved_p = factories.make_participant(db)
-    factories.make_request(db, approved_p, shift, RequestStatus.approved)
+    factories.make_application(db, approved_p, shift, ApplicationStatus.approved)
     factories.make_member(db, shift, approved_p)
     token = csrf_token(admin_client, f"/shifts/{shift.id}")
     refused = admin_client.post(f"/shifts/{shift.id}/cancel", data={"csrf_token": token})
@@ -273,9 +273,10 @@ def test_cancel_declines_pending_requests_and_tells_applicants(admin_client, db)
     assert response.status_code == 303
     db.expire_all()
     assert db.get(Shift, shift.id).status == ShiftStatus.cancelled
-    request = db.get(Request, pending.id)
+    request = db.get(Application, pending.id)
     assert (
-        request.status == RequestStatus.declined and request.decline_reason == shifts.CANCEL_REASON
+        request.status == ApplicationStatus.declined
+        and request.decline_reason == shifts.CANCEL_REASON
     )
     kinds = db.exec(select(OutgoingMessage.kind)).all()
     assert kinds == ["shift_cancelled", "shift_cancelled"]

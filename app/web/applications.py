@@ -1,4 +1,4 @@
-"""The request queue screen: pending applications, approve / decline / undo, bulk approve."""
+"""The application queue screen: pending applications, approve / decline / undo, bulk approve."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def queue(request: Request, session: Session, actor: Staff) -> Response:
     rows = applications.pending(session, shift_id)
     return render(
         request,
-        "requests/index.html",
+        "applications/index.html",
         {
             "rows": rows,
             "shifts": shifts,
@@ -46,17 +46,17 @@ def _respond(
     request: Request,
     session: Session,
     actor: Staff,
-    request_id: int,
+    application_id: int,
     notice: str | None,
     *,
     error: str | None = None,
     text: str = "",
 ) -> Response:
     if is_htmx(request):
-        row = applications.row(session, request_id)
+        row = applications.row(session, application_id)
         return render(
             request,
-            "requests/_row.html",
+            "applications/_row.html",
             {
                 "row": row,
                 "notice": notice,
@@ -69,32 +69,34 @@ def _respond(
         flash(request, error)
     elif notice:
         flash(request, notice)
-    return RedirectResponse("/requests", status_code=303)
+    return RedirectResponse("/applications", status_code=303)
 
 
 def _act(request: Request, session: Session, actor: Staff, action: str) -> Response:
-    request_id = int_param(request.path_params["request_id"]) or 0
+    application_id = int_param(request.path_params["application_id"]) or 0
     data = form(request)
     text = str(data.get("text", "") or "")
     try:
         if action == "approve":
-            outcome = applications.approve(session, request_id, actor)
+            outcome = applications.approve(session, application_id, actor)
         elif action == "decline":
             try:
                 reason = applications.parse_reason(data.get("preset"), text)
             except Invalid as exc:
-                applications.row(session, request_id)  # 404 for an unknown id, before the message
+                applications.row(
+                    session, application_id
+                )  # 404 for an unknown id, before the message
                 return _respond(
-                    request, session, actor, request_id, None, error=str(exc), text=text
+                    request, session, actor, application_id, None, error=str(exc), text=text
                 )
-            outcome = applications.decline(session, request_id, actor, reason)
+            outcome = applications.decline(session, application_id, actor, reason)
         else:
-            outcome = applications.undo(session, request_id, actor)
+            outcome = applications.undo(session, application_id, actor)
     except NotFound:
         raise HTTPException(404) from None
     except Refused as exc:
-        return _respond(request, session, actor, request_id, str(exc))
-    return _respond(request, session, actor, request_id, outcome.notice)
+        return _respond(request, session, actor, application_id, str(exc))
+    return _respond(request, session, actor, application_id, outcome.notice)
 
 
 @staff_view()
@@ -117,10 +119,10 @@ def approve_selected(request: Request, session: Session, actor: Staff) -> Respon
     ids = [i for i in (int_param(v) for v in form(request).getlist("ids")) if i is not None]
     if not ids:
         flash(request, "Отметьте заявки, которые нужно одобрить.")
-        return RedirectResponse("/requests", status_code=303)
+        return RedirectResponse("/applications", status_code=303)
     done, skipped = applications.approve_many(session, ids, actor)
     message = f"Одобрено заявок: {done}."
     if skipped:
         message += f" Уже решены или недоступны: {skipped}."
     flash(request, message)
-    return RedirectResponse("/requests", status_code=303)
+    return RedirectResponse("/applications", status_code=303)

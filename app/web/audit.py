@@ -22,7 +22,7 @@ OBJECT_TYPES = {
     "participant": "участник",
     "member": "участник смены",
     "report": "отчёт",
-    "request": "заявка",
+    "application": "заявка",
     "staff": "сотрудник",
     "staff_token": "ссылка-приглашение",
 }

@@ -11,8 +11,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from app import health, storage
 from app.errors import MissingObject
-from app.models import Participant, Report, ReportStatus, RequestStatus, Shift, Staff
-from app.models import Request as ShiftRequest
+from app.models import (
+    Application,
+    ApplicationStatus,
+    Participant,
+    Report,
+    ReportStatus,
+    Shift,
+    Staff,
+)
 from app.web.common import render, staff_view
 
 
@@ -33,10 +40,10 @@ def dashboard(request: Request, session: Session, actor: Staff) -> Response:
             .select_from(Report)
             .where(Report.status == ReportStatus.reviewing)
         ),
-        "requests": count(
+        "applications": count(
             select(sa.func.count())
-            .select_from(ShiftRequest)
-            .where(ShiftRequest.status == RequestStatus.pending)
+            .select_from(Application)
+            .where(Application.status == ApplicationStatus.pending)
         ),
     }
     running = session.exec(
