@@ -1,9 +1,11 @@
 """Private media storage: where photos and task pictures are kept.
 
-One small interface — put, get, stream, delete, exists, keys, health — behind which sits the
-configured backend. Keys are generated relative paths ("reports/ab/<uuid>.jpg"); a user-supplied
-name never becomes a key, and `check_key` refuses any key that could leave the media area.
-Today's backend is a folder (`DATA_DIR/media`).
+One small interface — put, get, stream, size, delete, exists, keys, health, probe — behind which
+sits the configured backend. Keys are generated relative paths ("reports/ab/<uuid>.jpg"); a
+user-supplied name never becomes a key, and `check_key` refuses any key that could leave the media
+area. Two backends: a folder (`DATA_DIR/media`, the default) and an S3-compatible bucket
+(`S3Storage`, installed with `set_backend`). Objects are private in both: the app streams them to
+logged-in staff, and no object is ever given a public ACL or URL.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from app.errors import MissingObject
 from app.settings import get_settings
@@ -105,6 +110,192 @@ class LocalStorage:
             return {"ok": False, "backend": "local", "error": type(exc).__name__}
         return {"ok": True, "backend": "local"}
 
+    def probe(self) -> dict[str, Any]:
+        """The start-up check; for a folder the health check already writes and deletes a file."""
+        return self.health()
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """Where the bucket is and how to sign in; the secret never appears in a repr or a log line."""
+
+    endpoint_url: str
+    bucket: str
+    region: str
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    prefix: str = ""
+
+
+# Requests of the app wait at most this long for the store; health probes fail faster and do not
+# retry (whoever polls /health polls again).
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+RETRIES = 3
+HEALTH_TIMEOUT = 3.0
+LIST_PAGE_SIZE = 1000  # S3's maximum keys per list_objects_v2 page
+
+_MISSING_CODES = {"NoSuchKey", "NotFound", "404"}
+
+
+def _is_missing(exc: ClientError) -> bool:
+    return str(exc.response.get("Error", {}).get("Code", "")) in _MISSING_CODES
+
+
+class S3Storage:
+    """Objects in an S3-compatible bucket (AWS, SeaweedFS, MinIO), under an optional key prefix."""
+
+    def __init__(self, config: S3Config) -> None:
+        # boto3 takes about a second to import; deployments on a folder never pay for it.
+        import boto3
+        from botocore.config import Config
+
+        self.config = config
+        self.bucket = config.bucket
+        self.page_size = LIST_PAGE_SIZE
+        prefix = config.prefix.strip("/")
+        self.prefix = check_key(prefix) + "/" if prefix else ""
+        session = boto3.session.Session(
+            aws_access_key_id=config.access_key_id,
+            aws_secret_access_key=config.secret_access_key,
+            region_name=config.region,
+        )
+        common: dict[str, Any] = {
+            "signature_version": "s3v4",
+            # SeaweedFS and MinIO serve buckets as paths, not as subdomains.
+            "s3": {"addressing_style": "path"},
+            # Newer botocore adds CRC trailers (aws-chunked uploads) that several S3-compatible
+            # stores reject; checksums only where the API requires them.
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
+        }
+        # Clients are thread-safe: one for the app's requests, one for health probes.
+        self.client = session.client(
+            "s3",
+            endpoint_url=config.endpoint_url,
+            config=Config(
+                connect_timeout=CONNECT_TIMEOUT,
+                read_timeout=READ_TIMEOUT,
+                retries={"max_attempts": RETRIES, "mode": "standard"},
+                **common,
+            ),
+        )
+        self.health_client = session.client(
+            "s3",
+            endpoint_url=config.endpoint_url,
+            config=Config(
+                connect_timeout=HEALTH_TIMEOUT,
+                read_timeout=HEALTH_TIMEOUT,
+                retries={"max_attempts": 1, "mode": "standard"},
+                **common,
+            ),
+        )
+
+    def object_key(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def put(self, key: str, data: bytes, content_type: str = "image/jpeg") -> None:
+        # No ACL argument: objects inherit the bucket's (private) policy.
+        self.client.put_object(
+            Bucket=self.bucket, Key=self.object_key(key), Body=data, ContentType=content_type
+        )
+
+    def _get_object(self, key: str) -> Any:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise MissingObject(key) from None
+            raise
+
+    def get(self, key: str) -> bytes:
+        body = self._get_object(key)["Body"]
+        with contextlib.closing(body):
+            data: bytes = body.read()
+        return data
+
+    def stream(self, key: str) -> Iterator[bytes]:
+        """The object's bytes in chunks; MissingObject is raised here, before the first chunk."""
+        return _body_chunks(self._get_object(key)["Body"])
+
+    def size(self, key: str) -> int:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise MissingObject(key) from None
+            raise
+        return int(head["ContentLength"])
+
+    def delete(self, key: str) -> None:
+        # S3 answers 204 for a missing key too; some compatible stores answer 404 instead.
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        except ClientError as exc:
+            if not _is_missing(exc):
+                raise
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except (ValueError, MissingObject):
+            return False
+        return True
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket,
+            Prefix=self.prefix + prefix,
+            PaginationConfig={"PageSize": self.page_size},
+        )
+        for page in pages:
+            for item in page.get("Contents", ()):
+                key = item["Key"][len(self.prefix) :]
+                # Like the folder: hidden names (probe objects) are not media.
+                if not key.rsplit("/", 1)[-1].startswith("."):
+                    yield key
+
+    def health(self) -> dict[str, Any]:
+        """Whether the bucket answers with these credentials (HEAD bucket, no retries)."""
+        try:
+            self.health_client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:  # any failure means "down"; the class name is enough for a probe
+            return _s3_failure(exc)
+        return {"ok": True, "backend": "s3"}
+
+    def probe(self) -> dict[str, Any]:
+        """The start-up check: write, read back and delete a small hidden object."""
+        key = self.object_key(f".probe-{uuid.uuid4().hex}")
+        try:
+            self.health_client.put_object(
+                Bucket=self.bucket, Key=key, Body=b"ok", ContentType="text/plain"
+            )
+            try:
+                body = self.health_client.get_object(Bucket=self.bucket, Key=key)["Body"]
+                with contextlib.closing(body):
+                    ok = body.read() == b"ok"
+            finally:
+                self.health_client.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            return _s3_failure(exc)
+        if not ok:
+            return {"ok": False, "backend": "s3", "error": "ProbeMismatch"}
+        return {"ok": True, "backend": "s3"}
+
+
+def _s3_failure(exc: Exception) -> dict[str, Any]:
+    """A failed check, named by class (and S3 error code): never a message, which may quote the
+    endpoint or the request."""
+    state: dict[str, Any] = {"ok": False, "backend": "s3", "error": type(exc).__name__}
+    if isinstance(exc, ClientError):
+        state["code"] = str(exc.response.get("Error", {}).get("Code", ""))
+    return state
+
+
+def _body_chunks(body: Any) -> Iterator[bytes]:
+    with contextlib.closing(body):
+        yield from body.iter_chunks(CHUNK)
+
 
 def _chunks(file: Any) -> Iterator[bytes]:
     with file:
@@ -112,13 +303,27 @@ def _chunks(file: Any) -> Iterator[bytes]:
             yield chunk
 
 
+Backend = LocalStorage | S3Storage
+
 _backend: LocalStorage | None = None
 _backend_for: Any = None
+_installed: Backend | None = None
 
 
-def backend() -> LocalStorage:
-    """The configured backend (rebuilt when the settings change)."""
+def set_backend(store: Backend | None) -> Backend | None:
+    """Install `store` as the backend (None: back to the folder from the settings).
+
+    Returns the backend installed before, so a caller (a test) can put it back."""
+    global _installed
+    previous, _installed = _installed, store
+    return previous
+
+
+def backend() -> Backend:
+    """The installed backend, else the media folder from the settings (rebuilt when they change)."""
     global _backend, _backend_for
+    if _installed is not None:
+        return _installed
     settings = get_settings()
     if _backend is None or _backend_for is not settings:
         _backend, _backend_for = LocalStorage(settings.media_dir), settings
@@ -152,3 +357,8 @@ def delete(*keys: str | None) -> None:
 
 def health() -> dict[str, Any]:
     return backend().health()
+
+
+def probe() -> dict[str, Any]:
+    """A real write, read and delete; run once at start-up."""
+    return backend().probe()

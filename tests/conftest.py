@@ -28,7 +28,7 @@ from app.settings import Settings, load_settings, set_settings
 from tests import factories
 
 # The bot's fixtures (fake Bot API server, bot settings, update builders) live in their own module.
-pytest_plugins = ["tests.bot_support", "tests.cluster_support"]
+pytest_plugins = ["tests.bot_support", "tests.cluster_support", "tests.s3_support"]
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
 PASSWORD = "correct horse battery"
