@@ -233,7 +233,7 @@ class Card:
 _photo: Any = aliased(ReportPhoto, name="latest_photo")
 _decider: Any = aliased(Staff, name="decider")
 
-_CARD_COLUMNS = (
+_CARD_COLUMNS: tuple[Any, ...] = (
     col(Report.id),
     col(Report.status),
     col(Report.day_number),
@@ -245,23 +245,23 @@ _CARD_COLUMNS = (
     col(Report.decline_reason),
     col(Report.member_id),
     col(Report.shift_id),
-    col(Task.title),
-    col(Task.image_key),
+    col(Task.title).label("task_title"),
+    col(Task.image_key).label("task_image_key"),
     col(Participant.name),
     col(Participant.surname),
     col(Participant.date_of_birth),
     col(Participant.city),
-    col(Shift.number),
-    col(Shift.started_at),
-    col(Shift.finished_at),
-    _photo.id,
+    col(Shift.number).label("shift_number"),
+    col(Shift.started_at).label("shift_started_at"),
+    col(Shift.finished_at).label("shift_finished_at"),
+    _photo.id.label("photo_id"),
     _photo.thumb_key,
     _photo.storage_key,
     _photo.flag,
     _photo.flag_photo_id,
     _photo.flags_checked,
-    _decider.name,
-    _decider.surname,
+    _decider.name.label("decider_name"),
+    _decider.surname.label("decider_surname"),
 )
 
 
@@ -304,65 +304,16 @@ def _build_card_select(driver: Any = None) -> sa.Select:
 
 
 def _card(row: Any) -> Card:
-    (
-        id_,
-        status,
-        day_number,
-        task_date,
-        photo_count,
-        submitted_at,
-        decided_at,
-        decided_by_id,
-        decline_reason,
-        member_id,
-        shift_id,
-        task_title,
-        task_image_key,
-        name,
-        surname,
-        dob,
-        city,
-        shift_number,
-        started_at,
-        finished_at,
-        photo_id,
-        thumb_key,
-        storage_key,
-        flag,
-        flag_photo_id,
-        flags_checked,
-        decider_name,
-        decider_surname,
-    ) = row
-    return Card(
-        id=id_,
-        status=ReportStatus(status),
-        day_number=day_number,
-        task_date=task_date,
-        photo_count=photo_count,
-        submitted_at=submitted_at,
-        decided_at=decided_at,
-        decided_by_id=decided_by_id,
-        decline_reason=decline_reason,
-        member_id=member_id,
-        shift_id=shift_id,
-        task_title=task_title,
-        task_image_key=task_image_key,
-        name=name,
-        surname=surname,
-        date_of_birth=dob,
-        city=city,
-        shift_number=shift_number,
-        shift_length=(finished_at - started_at).days + 1,
-        photo_id=photo_id,
-        thumb_key=thumb_key,
-        storage_key=storage_key,
-        flag=PhotoFlag(flag) if flag else None,
-        flag_photo_id=flag_photo_id,
-        flags_checked=bool(flags_checked),
-        decider_name=decider_name,
-        decider_surname=decider_surname,
+    """A card from a row of the card query (its columns are labelled as the card's fields)."""
+    values = dict(row._mapping)
+    started, finished = values.pop("shift_started_at"), values.pop("shift_finished_at")
+    values.update(
+        status=ReportStatus(values["status"]),
+        flag=PhotoFlag(values["flag"]) if values["flag"] else None,
+        flags_checked=bool(values["flags_checked"]),
+        shift_length=(finished - started).days + 1,
     )
+    return Card(**values)
 
 
 def _name_terms(session: Session, q: str) -> list[Any]:
