@@ -1,7 +1,8 @@
-"""Background work that runs inside the web process (outbox sender, scheduler, bot polling).
+"""Background work: the outbox sender and the scheduler (and, in polling mode, the bot's polling,
+which the web app adds itself).
 
-`jobs(settings)` lists coroutine factories; the web app's lifespan starts them as tasks and
-`lomaya worker` runs the worker ones without the web server. Adding a job is one line.
+`worker_jobs(settings)` lists coroutine factories; the web app's lifespan starts them as tasks and
+`lomaya worker` runs them without the web server. Adding a job is one line.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ Job = Callable[[Settings], Awaitable[None]]
 
 def worker_jobs(settings: Settings) -> list[Job]:
     """Jobs of `lomaya worker` (and of the web app): the outbox sender, the scheduler…"""
-    from app import scheduler, sender
+    from app import scheduler
+    from app.bot import sender
 
     jobs: list[Job] = []
     if settings.bot_enabled:
@@ -30,23 +32,11 @@ def worker_jobs(settings: Settings) -> list[Job]:
     return jobs
 
 
-def web_jobs(settings: Settings) -> list[Job]:
-    """The worker's jobs plus, in polling mode, the bot's long polling."""
-    jobs = worker_jobs(settings)
-    if settings.bot_enabled and not settings.bot_webhook_mode:
-        from app.bot import polling
-
-        jobs.append(polling.polling_loop)
-    return jobs
-
-
-def start(settings: Settings) -> list[asyncio.Task]:
-    tasks: list[asyncio.Task] = []
+def start(settings: Settings, jobs: list[Job]) -> list[asyncio.Task]:
+    """Start `jobs` as tasks of the running event loop (the web app's lifespan)."""
     if not settings.bot_enabled:
         log.info("BOT_TOKEN is not set: the admin site runs, the Telegram bot is off")
-    for job in web_jobs(settings):
-        tasks.append(asyncio.create_task(_guarded(job, settings), name=job.__name__))
-    return tasks
+    return [asyncio.create_task(_guarded(job, settings), name=job.__name__) for job in jobs]
 
 
 async def _guarded(job: Job, settings: Settings) -> None:

@@ -61,32 +61,9 @@ def cmd_migrate(args: argparse.Namespace) -> None:
         print("Модели и миграции совпадают.")
 
 
-def _confirm(question: str) -> bool:
-    try:
-        answer = input(f"{question} [y/N] ")
-    except EOFError:
-        return False
-    return answer.strip().lower() in {"y", "yes", "д", "да"}
-
-
-def run_seed(delete: bool, yes: bool) -> None:
-    """Shared by `lomaya seed` and `python -m seeds`."""
-    from app import migrate
-    from app.db import session_scope
-    from seeds.fill import fill, wipe
-
-    if delete and not yes and not _confirm("Удалить все данные из базы и заполнить её заново?"):
-        sys.exit("Отменено: данные не тронуты.")
-    migrate.upgrade()
-    with session_scope() as session:
-        if delete:
-            print("Удаляю старые данные…")
-            wipe(session)
-        summary = fill(session)
-    print(summary.describe() if hasattr(summary, "describe") else summary)
-
-
 def cmd_seed(args: argparse.Namespace) -> None:
+    from seeds import run_seed
+
     _settings(args, allow_generated_secret=True)
     run_seed(args.delete, args.yes)
 
@@ -243,13 +220,13 @@ def _bot_settings(args: argparse.Namespace) -> Settings:
 def cmd_bot(args: argparse.Namespace) -> None:
     import threading
 
-    from app.bot import polling, updates
+    from app.bot import handlers, polling, updates
     from app.bot.client import ALLOWED_UPDATES, get_bot
 
     settings = _bot_settings(args)
     bot = get_bot(settings)
     if args.action == "poll":
-        from app import sender
+        from app.bot import sender
 
         stop = threading.Event()
         outbox = sender.Sender(settings)
@@ -292,7 +269,7 @@ def cmd_bot(args: argparse.Namespace) -> None:
             failed = [(uid, data) for uid, data in failed if uid in set(args.update_id)]
         done = 0
         for update_id, data in failed:
-            result = updates.process_update(data, replay=True)
+            result = updates.process_update(handlers.dispatcher(settings), data, replay=True)
             print(f"{update_id}: {result}")
             done += result == "processed"
         print(f"Обработано заново: {done} из {len(failed)}.")

@@ -32,10 +32,6 @@ class FormErrors(AppError):
         self.errors = errors
 
 
-class ConcurrentChange(AppError):
-    """The object changed between reading and updating it; the transaction must roll back."""
-
-
 class NotAnImage(AppError):
     """The bytes are not an image we accept."""
 

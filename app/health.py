@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app import storage
+from app import outbox, storage
 from app.db import session_scope
 from app.settings import get_settings
 
@@ -59,10 +59,9 @@ def scheduler_state() -> dict[str, Any]:
 
 
 def outbox_state() -> dict[str, Any]:
-    from app import sender
-
     try:
-        return {"ok": True, **sender.backlog()}
+        with session_scope() as session:
+            return {"ok": True, **outbox.backlog(session)}
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
 

@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app import background
+from app.bot import polling
 from app.bot import web as bot_web
 from app.db import get_engine
 from app.settings import PROJECT_ROOT, Settings, get_settings, set_settings
@@ -151,6 +152,14 @@ class _NoQueryStrings(logging.Filter):
         return True
 
 
+def _background_jobs(settings: Settings) -> list[background.Job]:
+    """The worker's jobs plus, in polling mode, the bot's long polling."""
+    jobs = background.worker_jobs(settings)
+    if settings.bot_enabled and not settings.bot_webhook_mode:
+        jobs.append(polling.polling_loop)
+    return jobs
+
+
 def create_app(settings: Settings | None = None, *, start_background: bool = True) -> Starlette:
     settings = set_settings(settings or get_settings())
 
@@ -160,12 +169,12 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         if not any(isinstance(f, _NoQueryStrings) for f in access_log.filters):
             access_log.addFilter(_NoQueryStrings())
         get_engine(settings)
-        tasks = background.start(settings) if start_background else []
+        tasks = background.start(settings, _background_jobs(settings)) if start_background else []
         if settings.bot_enabled:  # bot start-up imports before the freeze below, not in a request
             from app import images
-            from app.bot.client import get_bot
+            from app.bot.handlers import dispatcher
 
-            get_bot(settings)
+            dispatcher(settings)
             images.warm_up()
         # Start-up garbage is permanent: freeze it so GC passes stay short (tech-notes: p99 tails).
         gc.collect()

@@ -86,3 +86,16 @@ def cancel(session: Session, dedupe_key: str) -> bool:
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def backlog(session: Session) -> dict[str, Any]:
+    """Due rows waiting to be sent and the oldest one's age (for the health endpoint)."""
+    now = clock.now()
+    count, oldest = session.execute(
+        sa.select(sa.func.count(), sa.func.min(col(OutgoingMessage.send_after))).where(
+            col(OutgoingMessage.status) == OutboxStatus.pending,
+            col(OutgoingMessage.send_after) <= now,
+        )
+    ).one()
+    age = (now - oldest).total_seconds() if oldest is not None else 0.0
+    return {"backlog": int(count), "oldest_due_seconds": round(max(age, 0.0), 1)}

@@ -173,6 +173,15 @@ def search(session: Session, filters: Filters) -> tuple[list[Row], bool]:
     return [Row(*r) for r in rows[:PAGE_SIZE]], len(rows) > PAGE_SIZE
 
 
+def by_telegram(session: Session, telegram_id: int) -> Participant | None:
+    """The (not deleted) participant with this Telegram id."""
+    return session.exec(
+        select(Participant).where(
+            col(Participant.telegram_id) == telegram_id, col(Participant.deleted_at).is_(None)
+        )
+    ).first()
+
+
 def get_participant(session: Session, participant_id: int | None) -> Participant | None:
     if participant_id is None:
         return None

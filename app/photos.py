@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
-from app import clock, duplicates, images, registration, storage
+from app import clock, duplicates, images, members, participants, reports, storage
 from app.days import report_day
-from app.errors import ConcurrentChange, DownloadError, NotAnImage
+from app.errors import DownloadError, NotAnImage
 from app.models import (
     Member,
     MemberStatus,
@@ -72,30 +72,6 @@ def photo_row(
         dhash=stored.dhash,
         **extra,
     )
-
-
-def current_member(session: Session, participant_id: int) -> tuple[Member, Shift] | None:
-    """The participant's active membership in a running (started or finishing) shift."""
-    row = session.exec(
-        select(Member, Shift)
-        .join(Shift, col(Shift.id) == col(Member.shift_id))
-        .where(
-            col(Member.participant_id) == participant_id,
-            col(Member.status) == MemberStatus.active,
-            col(Shift.status).in_([ShiftStatus.started, ShiftStatus.finishing]),
-        )
-        .order_by(col(Shift.started_at).desc())
-    ).first()
-    return (row[0], row[1]) if row else None
-
-
-def todays_report(session: Session, member: Member, *, lock: bool = False) -> Report | None:
-    query = select(Report).where(
-        col(Report.member_id) == member.id, col(Report.task_date) == report_day(clock.now())
-    )
-    if lock:
-        query = query.with_for_update()
-    return session.exec(query).first()
 
 
 @functools.cache
@@ -203,14 +179,14 @@ def situation(session: Session, telegram_id: int, unique_id: str | None) -> Situ
     ).first()
     if row is not None:
         return Situation(row[0], row[1], row[2], bool(row[3]))
-    participant = registration.participant_by_telegram(session, telegram_id)
+    participant = participants.by_telegram(session, telegram_id)
     if participant is None or participant.id is None:
         return Situation(None)
-    found = current_member(session, participant.id)
+    found = members.current(session, participant.id)
     if found is None:
         return Situation(participant)
     member, shift = found
-    report = todays_report(session, member, lock=True)
+    report = reports.todays_report(session, member, lock=True)
     if report is None:
         return Situation(participant, shift)
     used_before = _used_by_child(session, participant.id, unique_id=unique_id, sha256=None)
@@ -247,6 +223,25 @@ def receive(
     if _used_by_child(session, participant.id, unique_id=None, sha256=sha):
         return Outcome("photo_already_sent", report_id=report.id)
 
+    refusal = _refusal(report)
+    if refusal is not None:
+        return refusal
+    try:
+        stored = images.store_image(data)
+    except NotAnImage:
+        return Outcome("photo_not_image", report_id=report.id)
+    try:
+        outcome = _accept(session, report, shift, incoming, stored)
+    except BaseException:
+        storage.delete(stored.key, stored.thumb_key)
+        raise
+    if outcome.photo_id is None:
+        storage.delete(stored.key, stored.thumb_key)
+    return outcome
+
+
+def _refusal(report: Report) -> Outcome | None:
+    """Why this report takes no new photo now, or None if it does."""
     max_attempts = get_settings().max_photo_attempts
     status_answer = {
         ReportStatus.skipped: "photo_day_skipped",
@@ -257,16 +252,7 @@ def receive(
         return Outcome(status_answer, report_id=report.id)
     if report.photo_count >= max_attempts:
         return Outcome("photo_attempts_over", {"max_attempts": max_attempts}, report.id)
-
-    try:
-        stored = images.store_image(data)
-    except NotAnImage:
-        return Outcome("photo_not_image", report_id=report.id)
-    try:
-        return _accept(session, report, shift, incoming, stored)
-    except BaseException:
-        storage.delete(stored.key, stored.thumb_key)
-        raise
+    return None
 
 
 def _accept(
@@ -278,6 +264,24 @@ def _accept(
 ) -> Outcome:
     attempt = report.photo_count + 1
     assert report.id is not None
+    now = clock.now()
+    # The guarded UPDATE first: if the report changed since it was read (a curator, a skip, another
+    # photo), nothing is written and the family hears the report's new state.
+    changed = session.execute(
+        sa.update(Report)
+        .where(
+            col(Report.id) == report.id,
+            col(Report.status).in_([ReportStatus.waiting, ReportStatus.declined]),
+            col(Report.photo_count) == report.photo_count,
+        )
+        .values(
+            status=ReportStatus.reviewing, photo_count=attempt, submitted_at=now, updated_at=now
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not changed.rowcount:  # type: ignore[attr-defined]
+        session.refresh(report)
+        return _refusal(report) or Outcome("photo_already_reviewing", report_id=report.id)
     # The flag is known before the insert (the photo is not in the table yet, and earlier attempts
     # of this report are excluded, as flag_photo does), so the row is written once.
     flag = duplicates.find_flag(
@@ -299,21 +303,6 @@ def _accept(
     )
     session.add(photo)
     session.flush()
-    now = clock.now()
-    changed = session.execute(
-        sa.update(Report)
-        .where(
-            col(Report.id) == report.id,
-            col(Report.status).in_([ReportStatus.waiting, ReportStatus.declined]),
-            col(Report.photo_count) == report.photo_count,
-        )
-        .values(
-            status=ReportStatus.reviewing, photo_count=attempt, submitted_at=now, updated_at=now
-        )
-    )
-    if not changed.rowcount:  # type: ignore[attr-defined]
-        # Someone else changed the report meanwhile: undo this photo, answer by the new state.
-        raise ConcurrentChange(report.id or 0)
     return Outcome(
         "photo_received",
         {"attempt": attempt, "shift": shift},

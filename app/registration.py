@@ -16,7 +16,7 @@ from typing import Any
 import phonenumbers
 from sqlmodel import Session, col, select
 
-from app import audit, clock, outbox
+from app import audit, clock, outbox, participants
 from app.models import Application, ApplicationStatus, Participant, Shift, ShiftStatus
 from app.settings import get_settings
 from app.text import age
@@ -152,17 +152,9 @@ def open_shift(session: Session, today: date | None = None) -> Shift | None:
     return session.exec(select(Shift).where(col(Shift.status) == ShiftStatus.preparing)).first()
 
 
-def participant_by_telegram(session: Session, telegram_id: int) -> Participant | None:
-    return session.exec(
-        select(Participant).where(
-            col(Participant.telegram_id) == telegram_id, col(Participant.deleted_at).is_(None)
-        )
-    ).first()
-
-
 def prefill(session: Session, telegram_id: int) -> dict[str, str]:
     """The returning participant's data for the form (empty for a newcomer)."""
-    p = participant_by_telegram(session, telegram_id)
+    p = participants.by_telegram(session, telegram_id)
     if p is None:
         return {}
     return {
@@ -196,7 +188,7 @@ def submit(session: Session, telegram_id: int, form: dict[str, str]) -> Outcome:
         return Outcome(
             False, "Сейчас запись закрыта. Мы напишем в боте, когда откроется новая смена."
         )
-    participant = participant_by_telegram(session, telegram_id)
+    participant = participants.by_telegram(session, telegram_id)
     owner = session.exec(
         select(Participant).where(col(Participant.phone) == values["phone"])
     ).first()

@@ -4,3 +4,32 @@
 (`fill`, `wipe`), the generated pictures in `seeds.pictures`, the Russian names and titles in
 `seeds.data`.
 """
+
+from __future__ import annotations
+
+import sys
+
+
+def _confirm(question: str) -> bool:
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in {"y", "yes", "д", "да"}
+
+
+def run_seed(delete: bool, yes: bool) -> None:
+    """`lomaya seed` and `python -m seeds`: migrate, optionally wipe (asking first), fill."""
+    from app import migrate
+    from app.db import session_scope
+    from seeds.fill import fill, wipe
+
+    if delete and not yes and not _confirm("Удалить все данные из базы и заполнить её заново?"):
+        sys.exit("Отменено: данные не тронуты.")
+    migrate.upgrade()
+    with session_scope() as session:
+        if delete:
+            print("Удаляю старые данные…")
+            wipe(session)
+        summary = fill(session)
+    print(summary.describe())

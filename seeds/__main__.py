@@ -1,7 +1,7 @@
 """`python -m seeds [--delete] [--yes]`: the same as `lomaya seed`.
 
 Migrates the database to head, optionally wipes it (asking first unless `--yes`), fills it with
-demo data and prints the demo logins. The steps themselves live in `app.cli.run_seed`, so both
+demo data and prints the demo logins. The steps themselves live in `seeds.run_seed`, so both
 commands stay identical.
 """
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     except SettingsError as exc:
         sys.exit(f"Ошибка настройки: {exc}")
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    from app.cli import run_seed
+    from seeds import run_seed
 
     run_seed(args.delete, args.yes)
 

@@ -170,7 +170,7 @@ def init_data(uid: int, *, token: str = TOKEN, auth_date: int | None = None) -> 
 
 def deliver() -> int:
     """Send everything due through the real sender (a fresh one: no per-chat memory)."""
-    from app.sender import Sender
+    from app.bot.sender import Sender
 
     sender = Sender()
     try:

@@ -10,8 +10,9 @@ import pytest
 from sqlmodel import select
 
 from app import clock, outbox
+from app.bot.sender import Sender
 from app.models import OutboxStatus, OutgoingMessage, Participant, Task
-from app.sender import Sender, backlog
+from app.outbox import backlog
 from tests import factories
 from tests.bot_support import deliver
 
@@ -90,7 +91,7 @@ def test_403_marks_blocked_and_closes_the_row(db, bot_settings, fake_tg):
 
 
 def test_5xx_backs_off_exponentially_with_a_cap(db, bot_settings, fake_tg, noon):
-    from app import sender as sender_module
+    from app.bot import sender as sender_module
 
     p = factories.make_participant(db)
     _queue(db, p, "e1")
@@ -153,7 +154,7 @@ def test_health_shows_backlog_and_oldest_age(db, bot_settings, noon, client):
     _queue(db, p, "h1")
     _queue(db, p, "h2", send_after=clock.now() + timedelta(hours=1))  # not due yet
     clock.set_now(clock.now() + timedelta(seconds=30))
-    assert backlog() == {"backlog": 1, "oldest_due_seconds": 30.0}
+    assert backlog(db) == {"backlog": 1, "oldest_due_seconds": 30.0}
     body = client.get("/health").json()
     assert body["outbox"]["backlog"] == 1
 

@@ -261,3 +261,48 @@ def test_no_task_and_not_member_answer_without_downloading(db, bot_client, fake_
     )
     assert _answers(db) == ["photo_no_task", "photo_not_participant", "photo_not_member"]
     assert fake_tg.sent("getFile") == []
+
+
+@pytest.mark.parametrize(
+    ("new_status", "answer"),
+    [
+        (ReportStatus.skipped, "photo_day_skipped"),
+        (ReportStatus.reviewing, "photo_already_reviewing"),
+    ],
+)
+def test_report_changed_while_the_photo_downloaded_gets_an_answer_from_the_new_state(
+    db, member, new_status, answer
+):
+    """The report changes between reading it and accepting the photo (the family skipped the day
+    in another update, or another photo won): nothing is written, no file is left, the family hears
+    the new state — not silence."""
+    import sqlalchemy as sa
+
+    from app import photos, storage
+    from app.db import session_scope
+
+    report = _report(db, member)
+    before = set(storage.backend().keys())
+    with session_scope() as session:
+        found = photos.situation(session, _tg(db, member), "uniq-race")
+        assert found.report is not None and found.report.status == ReportStatus.waiting
+
+        def download(_incoming):
+            # Meanwhile the report moves on (the same transaction sees it, as a competing
+            # writer's committed change would be seen by the guarded UPDATE).
+            session.execute(
+                sa.update(Report)
+                .where(Report.id == report.id)
+                .values(status=new_status)
+                .execution_options(synchronize_session=False)  # `found` keeps the old state
+            )
+            return factories.jpeg_bytes(seed=71)
+
+        outcome = photos.receive(
+            session, found, photos.Incoming("file-race", "uniq-race"), download
+        )
+    assert outcome.kind == answer and outcome.photo_id is None
+    db.expire_all()
+    assert db.exec(select(ReportPhoto).where(ReportPhoto.report_id == report.id)).all() == []
+    assert db.get(Report, report.id).photo_count == 0
+    assert set(storage.backend().keys()) == before

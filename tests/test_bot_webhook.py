@@ -86,7 +86,7 @@ def test_unknown_update_type_is_a_quiet_200(db, bot_client):
 
 def test_handler_error_is_recorded_and_replayed(db, bot_client, fake_tg, noon, monkeypatch):
     from app import photos
-    from app.bot import updates
+    from app.bot import handlers, updates
 
     shift = factories.make_shift(db)
     member = factories.make_member(db, shift)
@@ -113,11 +113,11 @@ def test_handler_error_is_recorded_and_replayed(db, bot_client, fake_tg, noon, m
 
     monkeypatch.setattr(photos, "receive", real)
     assert updates.failed_updates() == [(update["update_id"], update)]
-    assert updates.process_update(update, replay=True) == "processed"
+    assert updates.process_update(handlers.dispatcher(), update, replay=True) == "processed"
     db.expire_all()
     assert db.get(Report, report.id).status == ReportStatus.reviewing
     assert db.get(TelegramUpdate, update["update_id"]).status == UpdateStatus.processed
-    assert updates.process_update(update, replay=True) == "duplicate"
+    assert updates.process_update(handlers.dispatcher(), update, replay=True) == "duplicate"
 
 
 def test_database_outage_is_503_then_redelivery_succeeds_once(db, bot_client, fake_tg, noon):

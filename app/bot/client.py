@@ -2,7 +2,9 @@
 
 Requests go to `{base}/bot{token}/{method}` and files come from `{base}/file/bot{token}/{path}` — the
 layout of Telegram's self-hosted Bot API server (tech-notes.md). The URLs are module globals of
-`telebot.apihelper`, so there is one bot per process, rebuilt when the token or the base changes.
+`telebot.apihelper`, so they are set once per process from the settings. A client made here has no
+handlers: the sender and the CLI only call methods; `app.bot.handlers.dispatcher` adds the handlers
+for the webhook and polling.
 """
 
 from __future__ import annotations
@@ -30,19 +32,20 @@ def configure_api(settings: Settings) -> None:
     apihelper.READ_TIMEOUT = 30
 
 
-def get_bot(settings: Settings | None = None) -> telebot.TeleBot:
-    """The process's bot with our handlers registered (no network call is made here)."""
-    global _bot, _key
-    settings = settings or get_settings()
+def new_bot(settings: Settings) -> telebot.TeleBot:
+    """A fresh client for the settings' token and API server (no network call is made here)."""
     if not settings.bot_token:
         raise RuntimeError("BOT_TOKEN is not set")
+    configure_api(settings)
+    return telebot.TeleBot(settings.bot_token, threaded=False, parse_mode=None)
+
+
+def get_bot(settings: Settings | None = None) -> telebot.TeleBot:
+    """The process's client, rebuilt when the token or the API server changes."""
+    global _bot, _key
+    settings = settings or get_settings()
     key = (settings.bot_token, settings.telegram_api_url)
     with _lock:
         if _bot is None or _key != key:
-            from app.bot import handlers
-
-            configure_api(settings)
-            bot = telebot.TeleBot(settings.bot_token, threaded=False, parse_mode=None)
-            handlers.register(bot)
-            _bot, _key = bot, key
+            _bot, _key = new_bot(settings), key
         return _bot

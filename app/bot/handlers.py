@@ -11,17 +11,15 @@ import threading
 from typing import Any
 
 import requests
-import sqlalchemy as sa
 import telebot
-from sqlmodel import col
 from telebot import apihelper, types, util
 
-from app import clock, members, outbox, photos, registration, text
-from app.bot.updates import Context, current
-from app.days import report_day
+from app import members, outbox, participants, photos, registration, reports, text
+from app.bot.client import new_bot
+from app.bot.context import Context, current
 from app.errors import DownloadError
-from app.models import Member, Participant, Report, ReportStatus, Task
-from app.settings import get_settings
+from app.models import Member, Participant, Task
+from app.settings import Settings, get_settings
 
 log = logging.getLogger("lomaya.bot")
 
@@ -59,7 +57,7 @@ def reply(
 def _participant(ctx: Context, user: types.User | None) -> Participant | None:
     if user is None:
         return None
-    p = registration.participant_by_telegram(ctx.session, user.id)
+    p = participants.by_telegram(ctx.session, user.id)
     if p is not None and p.is_bot_blocked:
         p.is_bot_blocked = False  # they wrote again
         ctx.session.add(p)
@@ -75,10 +73,10 @@ def on_start(message: types.Message) -> None:
         return
     ctx = current()
     p = _participant(ctx, message.from_user)
-    found = photos.current_member(ctx.session, p.id) if p and p.id else None
+    found = members.current(ctx.session, p.id) if p and p.id else None
     if found is not None:
         member, shift = found
-        report = photos.todays_report(ctx.session, member)
+        report = reports.todays_report(ctx.session, member)
         task = ctx.session.get(Task, report.task_id) if report else None
         assert member.id is not None
         reply(
@@ -113,7 +111,7 @@ def on_start(message: types.Message) -> None:
 
 def _member_or_answer(ctx: Context, message: types.Message) -> tuple[Participant, Member] | None:
     p = _participant(ctx, message.from_user)
-    found = photos.current_member(ctx.session, p.id) if p and p.id else None
+    found = members.current(ctx.session, p.id) if p and p.id else None
     if p is None or found is None:
         reply(ctx, message.chat.id, p, "not_member")
         return None
@@ -148,19 +146,13 @@ def on_skip(message: types.Message) -> None:
     if found is None:
         return
     p, member = found
-    report = photos.todays_report(ctx.session, member)
-    if report is None:
-        reply(ctx, message.chat.id, p, "photo_no_task")
-    elif report.status != ReportStatus.waiting:
-        reply(ctx, message.chat.id, p, "skip_not_possible", context={"report": report})
-    else:
-        reply(
-            ctx,
-            message.chat.id,
-            p,
-            "skip_confirm",
-            payload={"keyboard": "skip_confirm", "report_id": report.id},
-        )
+    kind, report = reports.ask_skip(ctx.session, member)
+    payload = (
+        {"keyboard": "skip_confirm", "report_id": report.id}
+        if kind == "skip_confirm" and report
+        else None
+    )
+    reply(ctx, message.chat.id, p, kind, context={"report": report}, payload=payload)
 
 
 def on_callback(call: types.CallbackQuery) -> None:
@@ -168,34 +160,16 @@ def on_callback(call: types.CallbackQuery) -> None:
     _answer_callback(ctx.bot, call.id)
     parts = (call.data or "").split(":")
     message = call.message
-    if len(parts) != 3 or parts[0] != "skip" or message is None or not parts[2].isdigit():
+    if len(parts) != 3 or parts[0] != "skip" or message is None:
         return
     if message.chat is None or message.chat.type != "private":
         return
     p = _participant(ctx, call.from_user)
-    report_id = int(parts[2])
-    edit = {"edit_message_id": message.message_id}
-    found = photos.current_member(ctx.session, p.id) if p and p.id else None
-    report = ctx.session.get(Report, report_id) if found else None
-    if (
-        p is None
-        or found is None
-        or report is None
-        or report.member_id != found[0].id
-        or report.task_date != report_day(clock.now())
-    ):
-        reply(ctx, message.chat.id, p, "skip_too_late", payload=edit)
-        return
-    if parts[1] != "yes":
-        reply(ctx, message.chat.id, p, "skip_cancelled", payload=edit)
-        return
-    changed = ctx.session.execute(
-        sa.update(Report)
-        .where(col(Report.id) == report_id, col(Report.status) == ReportStatus.waiting)
-        .values(status=ReportStatus.skipped, updated_at=clock.now())
+    found = members.current(ctx.session, p.id) if p and p.id else None
+    kind = reports.skip(
+        ctx.session, found[0] if found else None, text.to_int(parts[2], bits=32), parts[1] == "yes"
     )
-    kind = "skip_done" if changed.rowcount else "skip_too_late"  # type: ignore[attr-defined]
-    reply(ctx, message.chat.id, p, kind, payload=edit)
+    reply(ctx, message.chat.id, p, kind, payload={"edit_message_id": message.message_id})
 
 
 def _answer_callback(bot: telebot.TeleBot, callback_id: str) -> None:
@@ -312,7 +286,7 @@ def on_other(message: types.Message) -> None:
         return
     ctx = current()
     p = _participant(ctx, message.from_user)
-    found = photos.current_member(ctx.session, p.id) if p and p.id else None
+    found = members.current(ctx.session, p.id) if p and p.id else None
     reply(ctx, message.chat.id, p, "hint", context={"is_member": found is not None})
 
 
@@ -320,7 +294,7 @@ def on_chat_member(update: types.ChatMemberUpdated) -> None:
     ctx = current()
     if update.chat is None or update.chat.type != "private" or update.from_user is None:
         return
-    p = registration.participant_by_telegram(ctx.session, update.from_user.id)
+    p = participants.by_telegram(ctx.session, update.from_user.id)
     status = update.new_chat_member.status if update.new_chat_member else None
     if p is None or status not in ("kicked", "member"):
         return
@@ -337,3 +311,20 @@ def register(bot: telebot.TeleBot) -> None:
     bot.message_handler(content_types=CATCH_ALL)(on_other)
     bot.callback_query_handler(func=lambda c: True)(on_callback)
     bot.my_chat_member_handler(func=lambda u: True)(on_chat_member)
+
+
+_lock = threading.Lock()
+_dispatchers: dict[tuple[str, str], telebot.TeleBot] = {}
+
+
+def dispatcher(settings: Settings | None = None) -> telebot.TeleBot:
+    """A bot with these handlers registered, for the webhook and polling (one per token and API
+    server, built on first use)."""
+    settings = settings or get_settings()
+    key = (settings.bot_token, settings.telegram_api_url)
+    with _lock:
+        bot = _dispatchers.get(key)
+        if bot is None:
+            bot = _dispatchers[key] = new_bot(settings)
+            register(bot)
+        return bot

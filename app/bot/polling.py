@@ -12,8 +12,8 @@ import requests
 import telebot
 from telebot import apihelper
 
-from app.bot import updates
-from app.bot.client import ALLOWED_UPDATES, get_bot
+from app.bot import handlers, updates
+from app.bot.client import ALLOWED_UPDATES
 from app.settings import Settings
 
 log = logging.getLogger("lomaya.bot")
@@ -21,7 +21,7 @@ log = logging.getLogger("lomaya.bot")
 
 def poll_once(settings: Settings, offset: int, timeout: int = 20) -> int:
     """One getUpdates round; returns the next offset."""
-    get_bot(settings)  # configures the API URL
+    bot = handlers.dispatcher(settings)  # also points the API at settings.telegram_api_url
     raw: list[dict[str, Any]] = apihelper.get_updates(
         settings.bot_token,
         offset=offset or None,
@@ -34,13 +34,13 @@ def poll_once(settings: Settings, offset: int, timeout: int = 20) -> int:
         update_id = updates.update_id_of(data)
         if update_id is None:
             continue
-        updates.process_update(data)
+        updates.process_update(bot, data)
         offset = max(offset, update_id + 1)
     return offset
 
 
 def run_polling(settings: Settings, stop: threading.Event, timeout: int = 20) -> None:
-    bot = get_bot(settings)
+    bot = handlers.dispatcher(settings)
     try:
         bot.delete_webhook(drop_pending_updates=False)
     except (telebot.apihelper.ApiException, requests.RequestException) as exc:

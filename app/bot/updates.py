@@ -13,9 +13,7 @@
 from __future__ import annotations
 
 import logging
-import threading
 import traceback
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,31 +22,11 @@ import telebot
 from sqlmodel import Session, col
 
 from app import clock, storage
-from app.bot.client import get_bot
+from app.bot.context import Context, use
 from app.db import dialect_insert, session_scope
 from app.models import TelegramUpdate, UpdateStatus
 
 log = logging.getLogger("lomaya.bot")
-
-
-@dataclass
-class Context:
-    """What a handler needs: the update's session, its id and the bot (for downloads)."""
-
-    session: Session
-    update_id: int
-    bot: telebot.TeleBot
-    stored_keys: list[str] = field(default_factory=list)
-
-
-_local = threading.local()
-
-
-def current() -> Context:
-    ctx = getattr(_local, "ctx", None)
-    if ctx is None:
-        raise RuntimeError("a bot handler ran outside process_update")
-    return ctx
 
 
 def update_id_of(data: Any) -> int | None:
@@ -100,15 +78,15 @@ def _record_failure(update_id: int, data: dict[str, Any], error: str) -> None:
             )
 
 
-def process_update(data: dict[str, Any], *, replay: bool = False) -> str:
-    """Store and process one raw update; returns "processed", "duplicate" or "failed".
+def process_update(bot: telebot.TeleBot, data: dict[str, Any], *, replay: bool = False) -> str:
+    """Store and process one raw update with `bot`'s handlers; returns "processed", "duplicate"
+    or "failed".
 
     `replay=True` re-runs a stored `failed` update (the CLI's `lomaya bot replay`).
     """
     update_id = update_id_of(data)
     if update_id is None:
         raise ValueError("not a Telegram update")
-    bot = get_bot()
     ctx: Context | None = None
     try:
         with session_scope() as session:
@@ -123,13 +101,10 @@ def process_update(data: dict[str, Any], *, replay: bool = False) -> str:
                 # messages, which we do not keep without need. Failed ones keep it for replay.
                 return "duplicate"
             ctx = Context(session=session, update_id=update_id, bot=bot)
-            _local.ctx = ctx
-            try:
+            with use(ctx):
                 update = telebot.types.Update.de_json(data)
                 if update is not None:
                     bot.process_new_updates([update])
-            finally:
-                _local.ctx = None
             if replay:
                 session.execute(
                     sa.update(TelegramUpdate)

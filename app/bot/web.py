@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app import registration, webapp
-from app.bot import updates
+from app.bot import handlers, updates
 from app.db import session_scope
 from app.errors import InitDataError
 from app.settings import get_settings
@@ -66,7 +66,7 @@ async def webhook(request: Request) -> Response:
     if updates.update_id_of(data) is None:
         return _json(400, error="not a Telegram update")
     try:
-        result = await run_in_threadpool(updates.process_update, data)
+        result = await run_in_threadpool(updates.process_update, handlers.dispatcher(), data)
     except SQLAlchemyError as exc:
         log.error("webhook: database unavailable (%s); Telegram will redeliver", type(exc).__name__)
         return _json(503, error="database unavailable")

@@ -426,21 +426,3 @@ async def sender_loop(settings: Settings) -> None:
         await asyncio.to_thread(sender.run, stop)
     finally:
         stop.set()  # the thread finishes the calls in flight, releases its other rows, exits
-
-
-def backlog(engine: Engine | None = None) -> dict[str, Any]:
-    """Due rows waiting to be sent and the oldest one's age (for the health endpoint)."""
-    now = clock.now()
-    with session_scope(engine) as session:
-        count, oldest = session.execute(
-            sa.select(sa.func.count(), sa.func.min(col(OutgoingMessage.send_after))).where(
-                col(OutgoingMessage.status) == OutboxStatus.pending,
-                col(OutgoingMessage.send_after) <= now,
-            )
-        ).one()
-    age = (now - oldest).total_seconds() if oldest is not None else 0.0
-    if oldest is not None and oldest.tzinfo is None:
-        from datetime import UTC
-
-        age = (now - oldest.replace(tzinfo=UTC)).total_seconds()
-    return {"backlog": int(count), "oldest_due_seconds": round(max(age, 0.0), 1)}
