@@ -13,7 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from app import audit, clock, days, outbox
+from app import clock, days, decisions
+from app.decisions import Outcome
 from app.errors import Invalid, NotFound, Refused
 from app.members import balances
 from app.models import (
@@ -27,7 +28,6 @@ from app.models import (
     ShiftStatus,
     Staff,
 )
-from app.moderation import Outcome, revert_decision, undo_cutoff
 from app.settings import get_settings
 
 OPEN_SHIFTS = (ShiftStatus.preparing, ShiftStatus.started)
@@ -210,13 +210,46 @@ def first_task_date(shift: Shift, moment: datetime | None = None) -> date:
 
 
 def parse_reason(preset: Any, text: Any) -> str:
-    from app.moderation import parse_reason as parse
-
-    return parse(preset, text, DECLINE_REASONS)
+    """The decline reason from a preset application reason (1–4) and/or free text."""
+    return decisions.parse_reason(preset, text, DECLINE_REASONS)
 
 
 def decision_key(application_id: int, attempts: int) -> str:
     return f"application:{application_id}:{attempts}:decision"
+
+
+def _lost(session: Session, application_id: int, actor: Staff) -> Outcome:
+    """The decision lost: say who decided and how, or why the application cannot be decided."""
+    current = session.execute(
+        sa.select(col(Application.status), col(Application.decided_by_id)).where(
+            col(Application.id) == application_id
+        )
+    ).first()
+    if current is None:
+        raise NotFound(application_id)
+    if current[0] == ApplicationStatus.pending:
+        raise Refused("Смена уже закончилась или отменена — по этой заявке решить нельзя.")
+    verb = "одобрена" if current[0] == ApplicationStatus.approved else "отклонена"
+    return Outcome(
+        application_id,
+        False,
+        decisions.someone_was_first(actor, current[1], f"решил по этой заявке: {verb}"),
+    )
+
+
+def _join(session: Session, participant: Participant, shift: Shift) -> None:
+    """Make the participant a member of the shift (kept if they already are one)."""
+    exists = session.execute(
+        sa.select(col(Member.id)).where(
+            col(Member.participant_id) == participant.id, col(Member.shift_id) == shift.id
+        )
+    ).first()
+    if exists is None:
+        assert participant.id is not None and shift.id is not None
+        session.add(
+            Member(participant_id=participant.id, shift_id=shift.id, joined_at=clock.local_today())
+        )
+        session.flush()
 
 
 def _decide(
@@ -228,87 +261,44 @@ def _decide(
 ) -> Outcome:
     now = clock.now()
     open_shift = sa.select(col(Shift.id)).where(col(Shift.status).in_(OPEN_SHIFTS))
-    result = session.execute(
-        sa.update(Application)
-        .where(
-            col(Application.id) == application_id,
-            col(Application.status) == ApplicationStatus.pending,
-            col(Application.shift_id).in_(open_shift),
-        )
-        .values(
-            status=status,
-            decided_by_id=actor.id,
-            decided_at=now,
-            decline_reason=reason,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+    won = decisions.decide(
+        session,
+        Application,
+        application_id,
+        actor,
+        open_status=ApplicationStatus.pending,
+        status=status,
+        reason=reason,
+        now=now,
+        also=(col(Application.shift_id).in_(open_shift),),
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        current = session.execute(
-            sa.select(col(Application.status), col(Application.decided_by_id), col(Shift.status))
-            .join(Shift, col(Shift.id) == col(Application.shift_id))
-            .where(col(Application.id) == application_id)
-        ).first()
-        if current is None:
-            raise NotFound(application_id)
-        if current[0] == ApplicationStatus.pending:
-            raise Refused("Смена уже закончилась или отменена — по этой заявке решить нельзя.")
-        verb = "одобрена" if current[0] == ApplicationStatus.approved else "отклонена"
-        who = "Вы уже" if current[1] == actor.id else "Другой куратор уже"
-        return Outcome(application_id, False, f"{who} решил по этой заявке: {verb}.")
-
-    request, participant, shift = session.execute(
+    if not won:
+        return _lost(session, application_id, actor)
+    application, participant, shift = session.execute(
         sa.select(Application, Participant, Shift)
         .join(Participant, col(Participant.id) == col(Application.participant_id))
         .join(Shift, col(Shift.id) == col(Application.shift_id))
         .where(col(Application.id) == application_id)
         .execution_options(populate_existing=True)
     ).one()
-    settings = get_settings()
-    send_after = now + timedelta(seconds=settings.undo_seconds)
-    key = decision_key(request.id, request.attempts)
     if status == ApplicationStatus.approved:
-        member = session.execute(
-            sa.select(Member).where(
-                col(Member.participant_id) == participant.id, col(Member.shift_id) == shift.id
-            )
-        ).scalar_one_or_none()
-        if member is None:
-            session.add(
-                Member(
-                    participant_id=participant.id,
-                    shift_id=shift.id,
-                    joined_at=clock.local_today(),
-                )
-            )
-            session.flush()
-        outbox.enqueue(
-            session,
-            participant,
-            "application_approved",
-            key,
-            context={
-                "shift_title": shift.title,
-                "first_date": first_task_date(shift, now),
-                "hour": f"{settings.send_new_task_hour}:00",
-            },
-            send_after=send_after,
-        )
+        _join(session, participant, shift)
+        kind = "application_approved"
+        context: dict[str, Any] = {
+            "shift_title": shift.title,
+            "first_date": first_task_date(shift, now),
+            "hour": f"{get_settings().send_new_task_hour}:00",
+        }
     else:
-        outbox.enqueue(
-            session,
-            participant,
-            "application_declined",
-            key,
-            context={"shift_title": shift.title, "reason": reason},
-            send_after=send_after,
-        )
-    audit.record(
+        kind = "application_declined"
+        context = {"shift_title": shift.title, "reason": reason}
+    key = decision_key(application_id, application.attempts)
+    decisions.tell_family(session, participant, kind, key, context, now)
+    decisions.record(
         session,
         actor,
-        "application.approve" if status == ApplicationStatus.approved else "application.decline",
         "application",
+        "approve" if status == ApplicationStatus.approved else "decline",
         application_id,
         before={"status": ApplicationStatus.pending},
         after={"status": status, "decline_reason": reason},
@@ -322,7 +312,7 @@ def approve(session: Session, application_id: int, actor: Staff) -> Outcome:
 
 def decline(session: Session, application_id: int, actor: Staff, reason: str) -> Outcome:
     if not reason:
-        raise Invalid("Выберите причину или напишите её.")
+        raise Invalid(decisions.NO_REASON)
     return _decide(session, application_id, actor, ApplicationStatus.declined, reason)
 
 
@@ -340,6 +330,26 @@ def approve_many(session: Session, application_ids: list[int], actor: Staff) -> 
         else:
             skipped += 1
     return done, skipped
+
+
+def _membership_to_undo(session: Session, participant_id: int, shift_id: int) -> int | None:
+    """The member row an approval made (None if there is none); Refused once the child has sent a
+    photo. Checked before anything is written."""
+    member_id = session.execute(
+        sa.select(col(Member.id)).where(
+            col(Member.participant_id) == participant_id, col(Member.shift_id) == shift_id
+        )
+    ).scalar_one_or_none()
+    if member_id is None:
+        return None
+    sent = session.execute(
+        sa.select(sa.func.count()).where(
+            col(Report.member_id) == member_id, col(Report.photo_count) > 0
+        )
+    ).scalar_one()
+    if sent:
+        raise Refused("Участник уже прислал фото — отменить одобрение нельзя.")
+    return member_id
 
 
 def undo(session: Session, application_id: int, actor: Staff) -> Outcome:
@@ -363,42 +373,33 @@ def undo(session: Session, application_id: int, actor: Staff) -> Outcome:
     if status == ApplicationStatus.pending:
         raise Refused("Отменять нечего: по заявке ещё нет решения.")
     key = decision_key(application_id, attempts)
-    cutoff = undo_cutoff(session, actor, decided_by_id, decided_at, key, now)
+    cutoff = decisions.undo_cutoff(session, actor, decided_by_id, decided_at, key, now)
     member_id = None
     if status == ApplicationStatus.approved:
-        member_id = session.execute(
-            sa.select(col(Member.id)).where(
-                col(Member.participant_id) == participant_id, col(Member.shift_id) == shift_id
-            )
-        ).scalar_one_or_none()
-        if member_id is not None:
-            sent = session.execute(
-                sa.select(sa.func.count()).where(
-                    col(Report.member_id) == member_id, col(Report.photo_count) > 0
-                )
-            ).scalar_one()
-            if sent:
-                raise Refused("Участник уже прислал фото — отменить одобрение нельзя.")
-    revert_decision(
-        session, Application, application_id, status, ApplicationStatus.pending, actor, cutoff, now
+        member_id = _membership_to_undo(session, participant_id, shift_id)
+    decisions.revert(
+        session,
+        Application,
+        application_id,
+        status,
+        ApplicationStatus.pending,
+        actor,
+        cutoff,
+        now,
+        key,
     )
     if member_id is not None:
-        session.execute(
-            sa.delete(Report)
-            .where(col(Report.member_id) == member_id)
-            .execution_options(synchronize_session=False)
-        )
-        session.execute(
-            sa.delete(Member)
-            .where(col(Member.id) == member_id)
-            .execution_options(synchronize_session=False)
-        )
-    outbox.cancel(session, key)
-    audit.record(
+        for model, column in ((Report, Report.member_id), (Member, Member.id)):
+            session.execute(
+                sa.delete(model)
+                .where(col(column) == member_id)
+                .execution_options(synchronize_session=False)
+            )
+    decisions.record(
         session,
         actor,
-        "application.undo",
         "application",
+        "undo",
         application_id,
         before={"status": status, "decline_reason": reason},
         after={"status": ApplicationStatus.pending},

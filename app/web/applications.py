@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from sqlmodel import Session
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app import applications
-from app.errors import Invalid, NotFound, Refused
 from app.models import Staff
-from app.web.common import flash, form, int_param, is_htmx, pop_flash, render, staff_view
+from app.web import decisions
+from app.web.common import flash, form, int_param, pop_flash, render, staff_view
+from app.web.decisions import Answer
 
 
 def _reasons() -> list[tuple[int, str]]:
@@ -42,76 +42,55 @@ def queue(request: Request, session: Session, actor: Staff) -> Response:
     )
 
 
-def _respond(
-    request: Request,
-    session: Session,
-    actor: Staff,
-    application_id: int,
-    notice: str | None,
-    *,
-    error: str | None = None,
-    text: str = "",
-) -> Response:
-    if is_htmx(request):
-        row = applications.row(session, application_id)
-        return render(
-            request,
-            "applications/_row.html",
-            {
-                "row": row,
-                "notice": notice,
-                "error": error,
-                "text": text,
-                "reasons": _reasons(),
-            },
-        )
-    if error:
-        flash(request, error)
-    elif notice:
-        flash(request, notice)
-    return RedirectResponse("/applications", status_code=303)
+def _answer(request: Request, session: Session, application_id: int) -> Answer:
+    """The row after an action: the partial for HTMX, else back to the list with a message."""
+
+    def partial(notice: str | None, error: str | None, text: str) -> Response:
+        ctx = {
+            "row": applications.row(session, application_id),
+            "notice": notice,
+            "error": error,
+            "text": text,
+            "reasons": _reasons(),
+        }
+        return render(request, "applications/_row.html", ctx)
+
+    return Answer(partial, "/applications", find=lambda: applications.row(session, application_id))
 
 
-def _act(request: Request, session: Session, actor: Staff, action: str) -> Response:
-    application_id = int_param(request.path_params["application_id"]) or 0
-    data = form(request)
-    text = str(data.get("text", "") or "")
-    try:
-        if action == "approve":
-            outcome = applications.approve(session, application_id, actor)
-        elif action == "decline":
-            try:
-                reason = applications.parse_reason(data.get("preset"), text)
-            except Invalid as exc:
-                applications.row(
-                    session, application_id
-                )  # 404 for an unknown id, before the message
-                return _respond(
-                    request, session, actor, application_id, None, error=str(exc), text=text
-                )
-            outcome = applications.decline(session, application_id, actor, reason)
-        else:
-            outcome = applications.undo(session, application_id, actor)
-    except NotFound:
-        raise HTTPException(404) from None
-    except Refused as exc:
-        return _respond(request, session, actor, application_id, str(exc))
-    return _respond(request, session, actor, application_id, outcome.notice)
+def _application_id(request: Request) -> int:
+    return int_param(request.path_params["application_id"]) or 0
 
 
 @staff_view()
 def approve(request: Request, session: Session, actor: Staff) -> Response:
-    return _act(request, session, actor, "approve")
+    application_id = _application_id(request)
+    return decisions.run(
+        request,
+        _answer(request, session, application_id),
+        lambda _: applications.approve(session, application_id, actor),
+    )
 
 
 @staff_view()
 def decline(request: Request, session: Session, actor: Staff) -> Response:
-    return _act(request, session, actor, "decline")
+    application_id = _application_id(request)
+    return decisions.run(
+        request,
+        _answer(request, session, application_id),
+        lambda reason: applications.decline(session, application_id, actor, reason or ""),
+        applications.parse_reason,
+    )
 
 
 @staff_view()
 def undo(request: Request, session: Session, actor: Staff) -> Response:
-    return _act(request, session, actor, "undo")
+    application_id = _application_id(request)
+    return decisions.run(
+        request,
+        _answer(request, session, application_id),
+        lambda _: applications.undo(session, application_id, actor),
+    )
 
 
 @staff_view()

@@ -12,13 +12,15 @@ from urllib.parse import urlencode
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from app import moderation, report_queue
-from app.errors import Invalid, NotFound, Refused
+from app.errors import NotFound
 from app.models import Staff
 from app.settings import get_settings
-from app.web.common import flash, form, int_param, is_htmx, pop_flash, render, safe_next, staff_view
+from app.web import decisions
+from app.web.common import form, int_param, is_htmx, pop_flash, render, safe_next, staff_view
+from app.web.decisions import Answer
 
 
 def _card_context(
@@ -83,18 +85,10 @@ def show(request: Request, session: Session, actor: Staff) -> Response:
     return render(request, "reports/card.html", ctx)
 
 
-def _respond(
-    request: Request,
-    session: Session,
-    actor: Staff,
-    report_id: int,
-    notice: str | None,
-    *,
-    error: str | None = None,
-    text: str = "",
-) -> Response:
+def _answer(request: Request, session: Session, actor: Staff, report_id: int) -> Answer:
     """The card after an action: the partial for HTMX, else back to where the curator was."""
-    if is_htmx(request):
+
+    def partial(notice: str | None, error: str | None, text: str) -> Response:
         try:
             card = report_queue.card(session, report_id)
         except NotFound:
@@ -106,55 +100,46 @@ def _respond(
         ctx = _card_context(request, session, actor)
         ctx.update(card=card, notice=notice, error=error, text=text, oob=True)
         return render(request, "reports/_card.html", ctx)
-    if error:
+
+    def page(notice: str | None, error: str | None, text: str) -> Response:
         card = report_queue.card(session, report_id)
         ctx = _card_context(request, session, actor)
         ctx.update(card=card, error=error, text=text, notices=[], here=f"/reports/{card.id}")
         return render(request, "reports/card.html", ctx, status_code=400)
-    if notice:
-        flash(request, notice)
-    return RedirectResponse(safe_next(form(request).get("next"), "/reports"), status_code=303)
+
+    return Answer(partial, safe_next(form(request).get("next"), "/reports"), page)
 
 
-def _decide(request: Request, session: Session, actor: Staff, approve: bool) -> Response:
-    report_id = int_param(request.path_params["report_id"]) or 0
-    data = form(request)
-    reason = None
-    text = str(data.get("text", "") or "")
-    if not approve:
-        try:
-            reason = moderation.parse_reason(data.get("preset"), text)
-        except Invalid as exc:
-            try:
-                return _respond(request, session, actor, report_id, None, error=str(exc), text=text)
-            except NotFound:
-                raise HTTPException(404) from None
-    try:
-        outcome = moderation.decide(session, report_id, actor, approve, reason)
-    except NotFound:
-        raise HTTPException(404) from None
-    except Refused as exc:
-        return _respond(request, session, actor, report_id, str(exc))
-    return _respond(request, session, actor, report_id, outcome.notice)
+def _report_id(request: Request) -> int:
+    return int_param(request.path_params["report_id"]) or 0
 
 
 @staff_view()
 def approve(request: Request, session: Session, actor: Staff) -> Response:
-    return _decide(request, session, actor, True)
+    report_id = _report_id(request)
+    return decisions.run(
+        request,
+        _answer(request, session, actor, report_id),
+        lambda _: moderation.decide(session, report_id, actor, True),
+    )
 
 
 @staff_view()
 def decline(request: Request, session: Session, actor: Staff) -> Response:
-    return _decide(request, session, actor, False)
+    report_id = _report_id(request)
+    return decisions.run(
+        request,
+        _answer(request, session, actor, report_id),
+        lambda reason: moderation.decide(session, report_id, actor, False, reason),
+        moderation.parse_reason,
+    )
 
 
 @staff_view()
 def undo(request: Request, session: Session, actor: Staff) -> Response:
-    report_id = int_param(request.path_params["report_id"]) or 0
-    try:
-        moderation.undo(session, report_id, actor)
-    except NotFound:
-        raise HTTPException(404) from None
-    except Refused as exc:
-        return _respond(request, session, actor, report_id, str(exc))
-    return _respond(request, session, actor, report_id, None)
+    report_id = _report_id(request)
+    return decisions.run(
+        request,
+        _answer(request, session, actor, report_id),
+        lambda _: moderation.undo(session, report_id, actor),
+    )
