@@ -15,21 +15,19 @@ keys. See docs/schedule.md for the rules, including catch-up after downtime.
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import days, final_message
+from app import days, final_message, outbox
 from app.db import dialect_insert
 from app.members import balances
 from app.models import (
     JobRun,
     Member,
     MemberStatus,
-    OutboxStatus,
     OutgoingMessage,
     Participant,
     Report,
@@ -39,7 +37,7 @@ from app.models import (
     ShiftStatus,
     Task,
 )
-from app.outbox import render_text
+from app.outbox import Message
 from app.settings import get_settings
 
 JOBS = ("daily", "reminder", "transitions")
@@ -111,75 +109,14 @@ def recent_runs(session: Session, limit: int = 20) -> list[JobRun]:
     )
 
 
-# --- the outbox, in bulk -----------------------------------------------------------------------
-
-
-def _queue(session: Session, kind: str, rows: list[dict[str, Any]], now: datetime) -> int:
-    """Queue many messages with ONE statement: INSERT … SELECT FROM a JSON array parameter
-    (json_to_recordset on PostgreSQL, json_each on SQLite) … ON CONFLICT DO NOTHING.
-
-    Each row: participant (an object with the participant's columns), key, context, payload.
-    Texts are rendered here exactly as `app.outbox.enqueue` renders them. Returns the number of
-    rows offered (a row whose dedupe key is already queued is left alone).
-    """
-    values = []
-    for row in rows:
-        participant = row["participant"]
-        if participant.telegram_id is None:
-            continue
-        body = dict(row.get("payload") or {})
-        body["text"] = render_text(kind, participant=participant, **(row.get("context") or {}))
-        values.append([row["key"], participant.telegram_id, participant.id, body])
-    if not values:
-        return 0
-    params = {
-        "rows": json.dumps(values, ensure_ascii=False),
-        "kind": kind,
-        "status": OutboxStatus.pending.value,
-        "now": now,
-    }
-    if session.get_bind().dialect.name == "postgresql":
-        source = (
-            "SELECT r->>0, (r->>1)::bigint, (r->>2)::int, :kind, r->3, "
-            "CAST(:status AS outbox_status), :now, 0, :now "
-            "FROM json_array_elements(CAST(:rows AS json)) AS r"
-        )
-    else:
-        source = (
-            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-            "json_extract(value, '$[2]'), :kind, json_extract(value, '$[3]'), "
-            ":status, :now, 0, :now FROM json_each(:rows) WHERE true"
-        )
-    session.execute(
-        sa.text(
-            "INSERT INTO outgoing_message (dedupe_key, chat_id, participant_id, kind, payload, "
-            f"status, send_after, attempts, created_at) {source} "
-            "ON CONFLICT (dedupe_key) DO NOTHING"
-        ).bindparams(sa.bindparam("now", type_=_outbox.c.created_at.type)),
-        params,
-    )
-    return len(values)
-
-
 def _participant_columns() -> list[Any]:
+    """The participant columns a bot text needs (`participant.name` in templates)."""
     return [
         _participant.c.id,
         _participant.c.telegram_id,
         _participant.c.name,
         _participant.c.surname,
     ]
-
-
-class _P:
-    """The participant columns a bot text needs (`participant.name` in templates)."""
-
-    __slots__ = ("id", "name", "surname", "telegram_id")
-
-    def __init__(self, row: Any) -> None:
-        self.id = row.id
-        self.telegram_id = row.telegram_id
-        self.name = row.name
-        self.surname = row.surname
 
 
 def _reachable() -> Any:
@@ -274,18 +211,18 @@ def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
             _reachable(),
         )
     ).all()
-    _queue(
+    outbox.enqueue_many(
         session,
         "excluded",
         [
-            {
-                "participant": _P(r),
-                "key": f"excluded:{r.member_id}",
-                "context": {"skips": n, "shift_title": shift.title},
-            }
+            Message(
+                r,
+                f"excluded:{r.member_id}",
+                context={"skips": n, "shift_title": shift.title},
+            )
             for r in rows
         ],
-        now,
+        now=now,
     )
     return excluded
 
@@ -299,6 +236,16 @@ def _open_day(session: Session, shift: Shift, day: date, now: datetime) -> dict[
     task_id = session.execute(plan).scalar()
     if task_id is None:
         return {"reports": 0, "tasks_queued": 0, "missing_plan": 1}
+    created = _create_reports(session, shift, number, day, task_id, now)
+    queued = _queue_tasks(session, shift, number, task_id, now)
+    return {"reports": created, "tasks_queued": queued}
+
+
+def _create_reports(
+    session: Session, shift: Shift, number: int, day: date, task_id: int, now: datetime
+) -> int:
+    """INSERT … SELECT: a waiting report of day `number` for every active member who joined by
+    `day` and has none yet."""
     status_type = _report.c.status.type
     source = sa.select(
         _member.c.id,
@@ -316,24 +263,27 @@ def _open_day(session: Session, shift: Shift, day: date, now: datetime) -> dict[
         _member.c.joined_at <= day,
         ~sa.exists().where(_report.c.member_id == _member.c.id, _report.c.day_number == number),
     )
-    created = session.execute(
-        sa.insert(_report).from_select(
-            [
-                "member_id",
-                "shift_id",
-                "task_id",
-                "day_number",
-                "task_date",
-                "status",
-                "photo_count",
-                "created_at",
-                "updated_at",
-            ],
-            source,
-        ),
+    columns = [
+        "member_id",
+        "shift_id",
+        "task_id",
+        "day_number",
+        "task_date",
+        "status",
+        "photo_count",
+        "created_at",
+        "updated_at",
+    ]
+    result = session.execute(
+        sa.insert(_report).from_select(columns, source),
         execution_options={"preserve_rowcount": True},  # else psycopg's INSERT reports -1
-    ).rowcount  # type: ignore[attr-defined]
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
+
+def _queue_tasks(session: Session, shift: Shift, number: int, task_id: int, now: datetime) -> int:
+    """The task message to every reachable active member with a waiting report of day `number`,
+    mentioning kindly how yesterday went."""
     task_title = session.exec(select(Task.title).where(col(Task.id) == task_id)).one()
     yesterday = _report.alias("yesterday")
     rows = session.execute(
@@ -360,26 +310,26 @@ def _open_day(session: Session, shift: Shift, day: date, now: datetime) -> dict[
         )
     ).all()
     settings = get_settings()
-    queued = _queue(
+    queued = outbox.enqueue_many(
         session,
         "task",
         [
-            {
-                "participant": _P(r),
-                "key": f"task:{r.report_id}",
-                "context": {
+            Message(
+                r,
+                f"task:{r.report_id}",
+                context={
                     "task_title": task_title,
                     "day_number": number,
                     "yesterday": str(r.yesterday) if r.yesterday else None,
                     "deadline_hour": settings.send_new_task_hour,
                 },
-                "payload": {"photo_task_id": task_id, "keyboard": "task"},
-            }
+                payload={"photo_task_id": task_id, "keyboard": "task"},
+            )
             for r in rows
         ],
-        now,
+        now=now,
     )
-    return {"reports": int(created), "tasks_queued": queued}
+    return queued
 
 
 def daily(session: Session, now: datetime) -> dict[str, Any]:
@@ -479,19 +429,19 @@ def reminder(session: Session, now: datetime, *, late_ok: bool = False) -> dict[
         )
     ).all()
     settings = get_settings()
-    queued = _queue(
+    queued = outbox.enqueue_many(
         session,
         "reminder",
         [
-            {
-                "participant": _P(r),
-                "key": f"reminder:{r.report_id}",
-                "context": {"deadline_hour": settings.send_new_task_hour},
-                "payload": {"keyboard": "task"},
-            }
+            Message(
+                r,
+                f"reminder:{r.report_id}",
+                context={"deadline_hour": settings.send_new_task_hour},
+                payload={"keyboard": "task"},
+            )
             for r in rows
         ],
-        now,
+        now=now,
     )
     details = {"ran": True, "day": day.isoformat(), "reminders_queued": queued}
     _finish_run(session, "reminder", day, now, details)
@@ -539,14 +489,14 @@ def transitions(session: Session, now: datetime) -> dict[str, Any]:
             )
         ).all()
         points = balances(session, [r.member_id for r in rows])
-        queued = _queue(
+        queued = outbox.enqueue_many(
             session,
             "shift_final",
             [
-                {
-                    "participant": _P(r),
-                    "key": f"final:{r.member_id}",
-                    "context": {
+                Message(
+                    r,
+                    f"final:{r.member_id}",
+                    context={
                         "text": final_message.render(
                             shift.final_message or final_message.DEFAULT,
                             name=r.name,
@@ -555,10 +505,10 @@ def transitions(session: Session, now: datetime) -> dict[str, Any]:
                             shift=shift.title,
                         )
                     },
-                }
+                )
                 for r in rows
             ],
-            now,
+            now=now,
         )
         finished.append({"shift_id": shift.id, "finals_queued": queued})
     details = {"ran": True, "finished": finished, "waiting_review": waiting_review}
