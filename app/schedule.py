@@ -152,28 +152,13 @@ def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
     was down has none: it neither counts nor breaks the chain). A member needs a skipped report on
     every one of those N days, so days before joining do not count (no report), and a declined,
     reviewing or approved day breaks the chain. Test participants are never excluded.
-    Two statements whatever the size: a loose index scan for the last N report days (recursive CTE
-    on ix_report_shift_day_status), then an UPDATE … WHERE id IN (grouped subquery).
+    Two statements whatever the size: a loose index scan for the last N report days, then an
+    UPDATE … WHERE id IN (grouped subquery); then the messages.
     """
     n = get_settings().skips_to_exclude
     today_number = days.day_number(shift, day)
-    last_days = (
-        session.execute(
-            sa.text(
-                "WITH RECURSIVE opened(n, k) AS ("
-                " SELECT (SELECT max(day_number) FROM report"
-                "  WHERE shift_id = :shift AND day_number < :today), 1"
-                " UNION ALL"
-                " SELECT (SELECT max(r.day_number) FROM report r"
-                "  WHERE r.shift_id = :shift AND r.day_number < opened.n), opened.k + 1"
-                " FROM opened WHERE opened.n IS NOT NULL AND opened.k < :n"
-                ") SELECT n FROM opened WHERE n IS NOT NULL"
-            ),
-            {"shift": shift.id, "today": today_number, "n": n},
-        )
-        .scalars()
-        .all()
-    )
+    assert shift.id is not None
+    last_days = _last_task_days(session, shift.id, today_number, n)
     if len(last_days) < n:
         return 0
     chain = (
@@ -199,8 +184,37 @@ def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
         .values(status=MemberStatus.excluded, excluded_at=now, updated_at=now)
     )
     excluded = int(result.rowcount)  # type: ignore[attr-defined]
-    if not excluded:
-        return 0
+    if excluded:
+        _tell_excluded(session, shift, n, now)
+    return excluded
+
+
+def _last_task_days(session: Session, shift_id: int, before: int, n: int) -> list[int]:
+    """The last `n` day numbers before `before` that have reports in the shift: a loose index scan
+    (a recursive CTE stepping down ix_report_shift_day_status), not a scan of the shift's reports."""
+
+    def previous(below: Any) -> Any:
+        r = _report.alias()
+        return (
+            sa.select(sa.func.max(r.c.day_number))
+            .where(r.c.shift_id == shift_id, r.c.day_number < below)
+            .scalar_subquery()
+        )
+
+    opened = sa.select(previous(sa.literal(before)).label("n"), sa.literal(1).label("k")).cte(
+        "opened", recursive=True
+    )
+    opened = opened.union_all(
+        sa.select(previous(opened.c.n), opened.c.k + 1).where(
+            opened.c.n.is_not(None), opened.c.k < n
+        )
+    )
+    query = sa.select(opened.c.n).where(opened.c.n.is_not(None))
+    return [int(day) for day in session.execute(query).scalars()]
+
+
+def _tell_excluded(session: Session, shift: Shift, skips: int, now: datetime) -> None:
+    """The message to every reachable member excluded by this run (excluded_at == now)."""
     rows = session.execute(
         sa.select(_member.c.id.label("member_id"), *_participant_columns())
         .join(_participant, _participant.c.id == _member.c.participant_id)
@@ -218,13 +232,12 @@ def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
             Message(
                 r,
                 f"excluded:{r.member_id}",
-                context={"skips": n, "shift_title": shift.title},
+                context={"skips": skips, "shift_title": shift.title},
             )
             for r in rows
         ],
         now=now,
     )
-    return excluded
 
 
 def _open_day(session: Session, shift: Shift, day: date, now: datetime) -> dict[str, int]:
@@ -463,57 +476,15 @@ def transitions(session: Session, now: datetime) -> dict[str, Any]:
     waiting_review: list[int] = []
     for shift in finishable_shifts(session, now):
         assert shift.id is not None
-        _skip_overdue(session, shift.id, shift.finished_at + timedelta(days=1), now)
-        reviewing = sa.exists().where(
-            _report.c.shift_id == shift.id, _report.c.status == ReportStatus.reviewing
-        )
-        changed = session.execute(
-            sa.update(Shift)
-            .where(
-                col(Shift.id) == shift.id,
-                col(Shift.status) == ShiftStatus.finishing,
-                ~reviewing,
+        if _finish(session, shift, now):
+            finished.append(
+                {"shift_id": shift.id, "finals_queued": _send_finals(session, shift, now)}
             )
-            .values(status=ShiftStatus.finished, updated_at=now)
-        ).rowcount  # type: ignore[attr-defined]
-        if not changed:
+        else:
             waiting_review.append(shift.id)
-            continue
-        rows = session.execute(
-            sa.select(_member.c.id.label("member_id"), *_participant_columns())
-            .join(_participant, _participant.c.id == _member.c.participant_id)
-            .where(
-                _member.c.shift_id == shift.id,
-                _member.c.status == MemberStatus.active,
-                _reachable(),
-            )
-        ).all()
-        points = balances(session, [r.member_id for r in rows])
-        queued = outbox.enqueue_many(
-            session,
-            "shift_final",
-            [
-                Message(
-                    r,
-                    f"final:{r.member_id}",
-                    context={
-                        "text": final_message.render(
-                            shift.final_message or final_message.DEFAULT,
-                            name=r.name,
-                            surname=r.surname,
-                            balance=points[r.member_id],
-                            shift=shift.title,
-                        )
-                    },
-                )
-                for r in rows
-            ],
-            now=now,
-        )
-        finished.append({"shift_id": shift.id, "finals_queued": queued})
     details = {"ran": True, "finished": finished, "waiting_review": waiting_review}
     if finished:
-        # Bookkeeping only (the guarded UPDATE above is the once-only guarantee): one row per day.
+        # Bookkeeping only (the guarded UPDATE in _finish is the once-only guarantee): a row a day.
         day = days.report_day(now)
         stmt = dialect_insert(session, _job_run).values(
             job="transitions", day=day, started_at=now, finished_at=now, details=details
@@ -523,6 +494,58 @@ def transitions(session: Session, now: datetime) -> dict[str, Any]:
         )
         session.execute(stmt)
     return details
+
+
+def _finish(session: Session, shift: Shift, now: datetime) -> bool:
+    """finishing → finished, only when nothing is left to review (a guarded UPDATE); the last
+    day's still-waiting reports are skipped first."""
+    assert shift.id is not None
+    _skip_overdue(session, shift.id, shift.finished_at + timedelta(days=1), now)
+    reviewing = sa.exists().where(
+        _report.c.shift_id == shift.id, _report.c.status == ReportStatus.reviewing
+    )
+    changed = session.execute(
+        sa.update(Shift)
+        .where(col(Shift.id) == shift.id, col(Shift.status) == ShiftStatus.finishing, ~reviewing)
+        .values(status=ShiftStatus.finished, updated_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    return bool(changed)
+
+
+def _send_finals(session: Session, shift: Shift, now: datetime) -> int:
+    """The shift's final message, with each member's balance, to every reachable active member."""
+    rows = session.execute(
+        sa.select(_member.c.id.label("member_id"), *_participant_columns())
+        .join(_participant, _participant.c.id == _member.c.participant_id)
+        .where(
+            _member.c.shift_id == shift.id,
+            _member.c.status == MemberStatus.active,
+            _reachable(),
+        )
+    ).all()
+    points = balances(session, [r.member_id for r in rows])
+    template = shift.final_message or final_message.DEFAULT
+    return outbox.enqueue_many(
+        session,
+        "shift_final",
+        [
+            Message(
+                r,
+                f"final:{r.member_id}",
+                context={
+                    "text": final_message.render(
+                        template,
+                        name=r.name,
+                        surname=r.surname,
+                        balance=points[r.member_id],
+                        shift=shift.title,
+                    )
+                },
+            )
+            for r in rows
+        ],
+        now=now,
+    )
 
 
 def run(session: Session, job: str, now: datetime, *, by_hand: bool = False) -> dict[str, Any]:
