@@ -380,8 +380,6 @@ class Staff(SQLModel, table=True):
         default=StaffStatus.active, sa_type=_enum(StaffStatus, "staff_status"), nullable=False
     )
     password_hash: str = Field(default="", max_length=255, nullable=False)
-    # Bumped when the password changes or the account is blocked: older sessions stop working.
-    session_version: int = Field(default=1, nullable=False)
     last_login_at: datetime | None = ts_field()
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
@@ -393,6 +391,21 @@ class Staff(SQLModel, table=True):
     @property
     def is_admin(self) -> bool:
         return self.role == StaffRole.administrator
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in browser. The cookie carries a random secret; only its SHA-256 is stored, so a
+    copied cookie dies with the row: at logout, when the account is blocked, its password or role
+    changes (revoked_at), or 14 days after it was last used — the cookie's own lifetime."""
+
+    __tablename__ = "staff_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, nullable=False)
+    staff_id: int = Field(foreign_key="staff.id", nullable=False, index=True, ondelete="CASCADE")
+    created_at: datetime = created_at_field()
+    last_seen_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = ts_field()
 
 
 class StaffToken(SQLModel, table=True):

@@ -60,10 +60,9 @@ def test_blocking_ends_a_live_session_on_the_next_request(client, expert, db):
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
 
 
-def test_password_change_ends_other_sessions(client, expert, db):
+def test_ending_all_sessions_signs_the_account_out(client, expert, db):
     login(client, expert)
-    expert.session_version += 1
-    db.add(expert)
+    accounts.end_all_sessions(db, expert.id)
     db.commit()
     assert client.get("/", follow_redirects=False).status_code == 303
 

@@ -57,13 +57,13 @@ async def login(request: Request) -> Response:
     if wait:
         await asyncio.sleep(wait)
 
-    def check() -> tuple[int, int] | None:
+    def check() -> str | None:
         with session_scope() as session:
             result = accounts.authenticate(session, email, password, ip)
-            return (result.staff.id, result.staff.session_version) if result.staff else None  # type: ignore[return-value]
+            return accounts.start_session(session, result.staff) if result.staff else None
 
-    found = await run_in_threadpool(check)
-    if found is None:
+    secret = await run_in_threadpool(check)
+    if secret is None:
         return render(
             request,
             "auth/login.html",
@@ -71,10 +71,18 @@ async def login(request: Request) -> Response:
             status_code=400,
         )
     request.session.clear()
-    request.session.update({"staff_id": found[0], "sv": found[1]})
+    request.session["sid"] = secret
     return RedirectResponse(next_url, status_code=303)
 
 
 async def logout(request: Request) -> Response:
+    secret = request.session.get("sid")
+    if secret:
+
+        def end() -> None:
+            with session_scope() as session:
+                accounts.end_session(session, secret)
+
+        await run_in_threadpool(end)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
