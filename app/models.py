@@ -506,12 +506,14 @@ class JobRun(SQLModel, table=True):
     details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
 
 
-class LoginFailure(SQLModel, table=True):
-    """A failed login, kept briefly to slow down guessing per e-mail and per IP."""
+class LoginThrottle(SQLModel, table=True):
+    """Recent login attempts of one e-mail or one client address (`key`, hashed), and the moment
+    the latest of them was given (`slot_us`, µs since the Unix epoch: plain integers, so one
+    INSERT … ON CONFLICT DO UPDATE computes the next moment on either database). See
+    app.accounts.reserve_attempt."""
 
-    __tablename__ = "login_failure"
-    __table_args__ = (sa.Index("ix_login_failure_key_at", "key", "at"),)
+    __tablename__ = "login_throttle"
 
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(max_length=300, nullable=False)  # "email:<sha256>" or "ip:<sha256>"
-    at: datetime = created_at_field()
+    key: str = Field(max_length=80, primary_key=True)  # "email:<sha256>" or "ip:<sha256>"
+    attempts: int = Field(nullable=False)
+    slot_us: int = Field(sa_type=sa.BigInteger, nullable=False, index=True)
