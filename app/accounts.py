@@ -197,14 +197,18 @@ def start_session(session: Session, staff: Staff) -> str:
     """A new session for `staff`; returns the secret for the cookie (only its hash is stored).
     Ended and expired sessions are purged here: logins are rare, so this stays cheap."""
     now = clock.now()
-    session.execute(
-        sa.delete(StaffSession).where(
+    # Rows another transaction holds (being revoked, say) are skipped, never waited for.
+    done = (
+        sa.select(col(StaffSession.id))
+        .where(
             sa.or_(
                 col(StaffSession.revoked_at).is_not(None),
                 col(StaffSession.last_seen_at) < now - SESSION_LIFETIME,
             )
         )
+        .with_for_update(skip_locked=True)
     )
+    session.execute(sa.delete(StaffSession).where(col(StaffSession.id).in_(done)))
     assert staff.id is not None
     secret = secrets.token_urlsafe(32)
     session.add(

@@ -15,14 +15,14 @@ from datetime import UTC, datetime, timedelta
 import httpx2
 import pytest
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from app import accounts, clock
 from app.db import session_scope
 from app.errors import TooManyAttempts
 from app.models import LoginThrottle
 from app.web import auth
-from tests.conftest import CSRF_RE, csrf_token, login
+from tests.conftest import CSRF_RE, PASSWORD, csrf_token, login
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 # The moments of a sequence (and of a burst) of attempts at NOW, in seconds after NOW.
@@ -265,3 +265,22 @@ def test_throttle_rows_hold_no_email_or_address(db, frozen):
     _attempt("anna@example.org", "203.0.113.5")
     dump = " ".join(str(v) for row in db.execute(sa.select(LoginThrottle.__table__)) for v in row)
     assert "anna" not in dump and "203.0.113.5" not in dump
+
+
+def test_the_stale_purge_never_waits_for_a_row_an_attempt_holds(engine, is_pg, admin, frozen, db):
+    if not is_pg:
+        pytest.skip("row locks are PostgreSQL's; SQLite has one writer at a time")
+    _attempt("someone@example.org", "10.9.9.9")
+    clock.set_now(NOW + accounts.THROTTLE_WINDOW + timedelta(seconds=1))  # both rows are stale
+    holder = engine.connect()
+    holder.begin()
+    holder.execute(sa.text("SELECT key FROM login_throttle FOR UPDATE"))
+    try:
+        with Session(engine) as session:
+            session.execute(sa.text("SET LOCAL lock_timeout = '1s'"))
+            assert accounts.authenticate(session, admin.email, PASSWORD) is not None
+            session.commit()
+    finally:
+        holder.rollback()
+        holder.close()
+    assert len(db.exec(select(LoginThrottle.key)).all()) == 2  # skipped now, purged next time

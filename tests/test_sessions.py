@@ -8,8 +8,9 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from itsdangerous import TimestampSigner
-from sqlmodel import select
+from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
 from app import accounts, clock
@@ -198,3 +199,37 @@ def test_odd_session_ids_are_anonymous(client, sid):
     payload = base64.b64encode(json.dumps(data).encode())
     client.cookies.set(COOKIE, TimestampSigner(TEST_SECRET).sign(payload).decode())
     assert not _signed_in(client)
+
+
+def _held(engine, sql: str):
+    """Another transaction that holds row locks (a block in progress, a parallel request)."""
+    conn = engine.connect()
+    conn.begin()
+    conn.execute(sa.text(sql))
+    return conn
+
+
+def test_purge_and_last_seen_never_wait_for_rows_another_transaction_holds(
+    engine, is_pg, app, client, admin, expert, db, frozen
+):
+    """With lock_timeout set, waiting would raise: SKIP LOCKED makes the purge and the touch pass
+    over held rows (they are handled next time) instead of queueing behind them."""
+    if not is_pg:
+        pytest.skip("row locks are PostgreSQL's; SQLite has one writer at a time")
+    with TestClient(app, base_url="http://testserver") as other:
+        login(other, admin)
+        login(client, expert)
+        _logout(client)  # a revoked row, due for purging
+        clock.set_now(frozen + timedelta(minutes=5))  # the admin's row is due a last_seen write
+        holder = _held(engine, "SELECT id FROM staff_session FOR UPDATE")
+        try:
+            with Session(engine) as session:
+                session.execute(sa.text("SET LOCAL lock_timeout = '1s'"))
+                assert accounts.session_staff(session, _cookie_data(other)["sid"]) is not None
+                accounts.start_session(session, session.get(type(admin), admin.id))
+                session.commit()
+        finally:
+            holder.rollback()
+            holder.close()
+    rows = _rows(db)
+    assert any(row.revoked_at is not None for row in rows)  # skipped, not purged
