@@ -31,7 +31,9 @@ MIN_PASSWORD_LENGTH = 10
 THROTTLE_WINDOW = timedelta(minutes=15)  # quiet this long, and the count starts again
 FREE_ATTEMPTS = 5
 MAX_DELAY = 30  # seconds
-MAX_WAIT = 60  # seconds
+# Well under nginx's proxy_read_timeout (60 s, deploy/nginx): a waiting login must not time out
+# there (a 504 for the user, and a "failed" upstream that nginx would stop sending traffic to).
+MAX_WAIT = 30  # seconds
 
 # Sessions live as long as the cookie (app/main.py): 14 days after the last request.
 SESSION_LIFETIME = timedelta(days=14)
