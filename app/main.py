@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app import background
+from app import accounts, background
 from app.bot import polling
 from app.bot import web as bot_web
 from app.db import get_engine
@@ -32,7 +32,6 @@ from app.web.common import render
 from app.web.csrf import CSRFMiddleware
 
 log = logging.getLogger("lomaya")
-SESSION_DAYS = 14
 
 
 def routes() -> list:
@@ -187,7 +186,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
             SessionMiddleware,
             secret_key=settings.secret_key,
             session_cookie="lomaya_session",
-            max_age=SESSION_DAYS * 24 * 3600,
+            max_age=int(accounts.SESSION_LIFETIME.total_seconds()),  # the session rows' too
             same_site="lax",
             https_only=settings.https,
         ),

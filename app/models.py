@@ -380,8 +380,6 @@ class Staff(SQLModel, table=True):
         default=StaffStatus.active, sa_type=_enum(StaffStatus, "staff_status"), nullable=False
     )
     password_hash: str = Field(default="", max_length=255, nullable=False)
-    # Bumped when the password changes or the account is blocked: older sessions stop working.
-    session_version: int = Field(default=1, nullable=False)
     last_login_at: datetime | None = ts_field()
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
@@ -393,6 +391,21 @@ class Staff(SQLModel, table=True):
     @property
     def is_admin(self) -> bool:
         return self.role == StaffRole.administrator
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in browser. The cookie carries a random secret; only its SHA-256 is stored, so a
+    copied cookie dies with the row: at logout, when the account is blocked, its password or role
+    changes (revoked_at), or 14 days after it was last used — the cookie's own lifetime."""
+
+    __tablename__ = "staff_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, nullable=False)
+    staff_id: int = Field(foreign_key="staff.id", nullable=False, index=True, ondelete="CASCADE")
+    created_at: datetime = created_at_field()
+    last_seen_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = ts_field()
 
 
 class StaffToken(SQLModel, table=True):
@@ -493,12 +506,14 @@ class JobRun(SQLModel, table=True):
     details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
 
 
-class LoginFailure(SQLModel, table=True):
-    """A failed login, kept briefly to slow down guessing per e-mail and per IP."""
+class LoginThrottle(SQLModel, table=True):
+    """Recent login attempts of one e-mail or one client address (`key`, hashed), and the moment
+    the latest of them was given (`slot_us`, µs since the Unix epoch: plain integers, so one
+    INSERT … ON CONFLICT DO UPDATE computes the next moment on either database). See
+    app.accounts.reserve_attempt."""
 
-    __tablename__ = "login_failure"
-    __table_args__ = (sa.Index("ix_login_failure_key_at", "key", "at"),)
+    __tablename__ = "login_throttle"
 
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(max_length=300, nullable=False)  # "email:<sha256>" or "ip:<sha256>"
-    at: datetime = created_at_field()
+    key: str = Field(max_length=80, primary_key=True)  # "email:<sha256>" or "ip:<sha256>"
+    attempts: int = Field(nullable=False)
+    slot_us: int = Field(sa_type=sa.BigInteger, nullable=False, index=True)

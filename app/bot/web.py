@@ -61,7 +61,7 @@ async def webhook(request: Request) -> Response:
         return _json(413, error="update too large")
     try:
         data = json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurd nesting
         return _json(400, error="malformed JSON")
     if updates.update_id_of(data) is None:
         return _json(400, error="not a Telegram update")
