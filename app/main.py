@@ -98,6 +98,12 @@ def routes() -> list:
         ),
         Route("/members/{member_id:int}", participant_views.member_detail),
         Route("/members/{member_id:int}/status", participant_views.member_status, methods=["POST"]),
+        Route("/members/{member_id:int}/pauses", participant_views.member_pause, methods=["POST"]),
+        Route(
+            "/members/{member_id:int}/pauses/{pause_id:int}/end",
+            participant_views.member_pause_end,
+            methods=["POST"],
+        ),
         # --- staff: results and exports ---
         Route("/shifts/{shift_id:int}/results", result_views.results_page),
         Route("/shifts/{shift_id:int}/results.{ext}", result_views.results_export),
