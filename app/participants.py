@@ -21,6 +21,7 @@ from app.models import (
     Application,
     ApplicationStatus,
     Member,
+    MemberPause,
     MemberStatus,
     OutgoingMessage,
     Participant,
@@ -432,7 +433,18 @@ def _memberships(
                 names.append(name)
                 photo_files.append((name, photo.storage_key))
             reports.append({**_row(report, REPORT_FIELDS), "photos": names})
-        result.append({**_row(member, MEMBER_FIELDS), "shift_title": title, "reports": reports})
+        paused = [
+            _row(p, ["first_day", "last_day", "reason", "cancelled"])
+            for p in pauses.of_member(session, member.id)  # type: ignore[arg-type]
+        ]
+        result.append(
+            {
+                **_row(member, MEMBER_FIELDS),
+                "shift_title": title,
+                "reports": reports,
+                "pauses": paused,
+            }
+        )
     return result
 
 
@@ -475,6 +487,16 @@ def delete_participant(
             phash=None,
             dhash=None,
         )
+    )
+    # A pause's reason may tell of the child's health.
+    session.execute(
+        sa.update(MemberPause)
+        .where(
+            col(MemberPause.member_id).in_(
+                select(Member.id).where(Member.participant_id == participant.id)
+            )
+        )
+        .values(reason="")
     )
     # Messages carry the name in their text; pending ones must not go out any more.
     session.execute(

@@ -388,3 +388,19 @@ def test_skip_and_photo_on_a_paused_day_get_a_kind_answer(db, bot_client, fake_t
     start = messages(db, "start_member")[0].payload["text"]
     assert "пауза" in start
     assert statuses(db, late) == {2: ReportStatus.waiting}
+
+
+def test_export_has_the_pauses_and_deletion_clears_their_reasons(admin_client, db, running):
+    import io
+    import json
+    import zipfile
+
+    _shift, member = running
+    row = pause(db, member, D, D + timedelta(days=1), "в больнице")
+    export = admin_client.get(f"/participants/{member.participant_id}/export")
+    data = json.loads(zipfile.ZipFile(io.BytesIO(export.content)).read("data.json"))
+    assert data["memberships"][0]["pauses"][0]["reason"] == "в больнице"
+    answer = _post(admin_client, f"/participants/{member.participant_id}/delete", confirm="yes")
+    assert answer.status_code == 303
+    db.expire_all()
+    assert db.get(MemberPause, row.id).reason == ""
