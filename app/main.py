@@ -122,9 +122,11 @@ def routes() -> list:
         Route("/audit", audit_views.audit_list),
         # --- private media (photos, task pictures) ---
         Route("/media/{key:path}", basics.media),
-        # --- Telegram: webhook and the registration WebApp (authenticated by secret/initData) ---
+        # --- Telegram: webhook and the WebApps (authenticated by secret/initData) ---
         Route("/telegram/webhook", bot_web.webhook, methods=["POST"]),
         Route("/telegram/registration", bot_web.registration_page, methods=["GET", "POST"]),
+        Route("/telegram/progress", bot_web.progress_page, methods=["GET", "POST"]),
+        Route("/telegram/tasks/{task_id:int}/picture", bot_web.task_picture),
         # --- operations ---
         Route("/health", basics.health_probe),
         Mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static"),

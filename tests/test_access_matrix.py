@@ -35,6 +35,10 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/telegram/webhook"): PUBLIC,
     ("GET", "/telegram/registration"): PUBLIC,
     ("POST", "/telegram/registration"): PUBLIC,
+    ("GET", "/telegram/progress"): PUBLIC,
+    ("POST", "/telegram/progress"): PUBLIC,
+    # task pictures are the same for every child; report photos are never served here
+    ("GET", "/telegram/tasks/{task_id:int}/picture"): PUBLIC,
     # moderation: report queue, application queue
     ("GET", "/reports"): STAFF,
     ("GET", "/reports/{report_id:int}"): STAFF,
