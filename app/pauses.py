@@ -41,14 +41,30 @@ _pause = MemberPause.__table__  # type: ignore[attr-defined]
 
 
 def covering(member_id: Any, day: Any) -> Any:
-    """SQL: the member has a pause covering `day` (columns or literals; used inside set-based
-    statements of the daily job, so it is an EXISTS, probed through ix_member_pause_member_days)."""
+    """SQL: the member has a pause covering `day`, for a day that differs from row to row (a
+    correlated EXISTS, probed through ix_member_pause_member_days). For one fixed day prefer
+    `member_id IN paused_on(day)`: an uncorrelated subquery, hashed once, whatever the planner
+    believes about the outer rows (a fresh day's reports are not in its statistics yet)."""
     return sa.exists().where(
         _pause.c.member_id == member_id,
         _pause.c.cancelled == sa.false(),
         _pause.c.first_day <= day,
         _pause.c.last_day >= day,
     )
+
+
+def paused_between(first: date, last: date) -> Any:
+    """SQL: the ids of members with a pause covering any day from `first` to `last`."""
+    return sa.select(_pause.c.member_id).where(
+        _pause.c.cancelled == sa.false(),
+        _pause.c.first_day <= last,
+        _pause.c.last_day >= first,
+    )
+
+
+def paused_on(day: date) -> Any:
+    """SQL: the ids of members with a pause covering `day`."""
+    return paused_between(day, day)
 
 
 def of_member(session: Session, member_id: int) -> list[MemberPause]:

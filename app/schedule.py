@@ -156,8 +156,8 @@ def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
     "Days the shift gave tasks" are the day numbers that have reports (a day missed while the app
     was down has none: it neither counts nor breaks the chain). A member needs a skipped report on
     every one of those N days, so days before joining do not count (no report), and a declined,
-    reviewing, approved or paused day breaks the chain (a skipped report on a day a pause covers
-    does not count either). Test participants are never excluded.
+    reviewing, approved or paused day breaks the chain (so does a pause over any day of the window,
+    even one the family skipped before the pause was set). Test participants are never excluded.
     Two statements whatever the size: a loose index scan for the last N report days, then an
     UPDATE … WHERE id IN (grouped subquery); then the messages.
     """
@@ -174,7 +174,6 @@ def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
             _report.c.day_number >= min(last_days),
             _report.c.day_number < today_number,
             _report.c.status == ReportStatus.skipped,
-            ~pauses.covering(_report.c.member_id, _report.c.task_date),
         )
         .group_by(_report.c.member_id)
         .having(sa.func.count() == n)
@@ -186,6 +185,13 @@ def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
             _member.c.shift_id == shift.id,
             _member.c.status == MemberStatus.active,
             _member.c.id.in_(chain),
+            # A pause within the window breaks the chain (its days are `paused`, not skipped; a
+            # day skipped before its pause was set counts as paused too).
+            _member.c.id.not_in(
+                pauses.paused_between(
+                    days.shift_date(shift, min(last_days)), days.shift_date(shift, today_number - 1)
+                )
+            ),
             _member.c.participant_id.in_(not_test),
         )
         .values(status=MemberStatus.excluded, excluded_at=now, updated_at=now)
@@ -269,7 +275,7 @@ def _create_reports(
     status_type = _report.c.status.type
     the_day = sa.literal(day, sa.Date)
     status = sa.case(
-        (pauses.covering(_member.c.id, the_day), ReportStatus.paused.value),
+        (_member.c.id.in_(pauses.paused_on(day)), ReportStatus.paused.value),
         else_=ReportStatus.waiting.value,
     )
     source = sa.select(
@@ -451,7 +457,7 @@ def reminder(session: Session, now: datetime, *, late_ok: bool = False) -> dict[
             _report.c.status == ReportStatus.waiting,
             _member.c.status == MemberStatus.active,
             _shift.c.status.in_([ShiftStatus.started, ShiftStatus.finishing]),
-            ~pauses.covering(_report.c.member_id, _report.c.task_date),
+            _report.c.member_id.not_in(pauses.paused_on(day)),
             _reachable(),
         )
     ).all()
