@@ -273,7 +273,6 @@ def _create_reports(
     """INSERT … SELECT: a report of day `number` for every active member who joined by `day` and
     has none yet — waiting, or `paused` for a member whose pause covers the day (no task then)."""
     status_type = _report.c.status.type
-    the_day = sa.literal(day, sa.Date)
     status = sa.case(
         (_member.c.id.in_(pauses.paused_on(day)), ReportStatus.paused.value),
         else_=ReportStatus.waiting.value,
@@ -283,7 +282,7 @@ def _create_reports(
         sa.literal(shift.id),
         sa.literal(task_id),
         sa.literal(number),
-        the_day,
+        sa.literal(day, sa.Date),
         sa.cast(status, status_type),
         sa.literal(0),
         sa.literal(now, _report.c.created_at.type),
