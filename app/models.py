@@ -50,6 +50,7 @@ class ReportStatus(enum.StrEnum):
     approved = "approved"
     declined = "declined"
     skipped = "skipped"
+    paused = "paused"  # a day inside a member's pause: no task, never counts as skipped
 
 
 class StaffRole(enum.StrEnum):
@@ -305,6 +306,29 @@ class Report(SQLModel, table=True):
     decline_reason: str | None = Field(default=None, sa_type=sa.Text)
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
+
+
+class MemberPause(SQLModel, table=True):
+    """A pause of one member for a range of report days (illness, holidays): no task messages or
+    reminders on those days, and they never count toward exclusion (app.pauses)."""
+
+    __tablename__ = "member_pause"
+    __table_args__ = (
+        sa.CheckConstraint("first_day <= last_day", name="days"),
+        sa.Index("ix_member_pause_member_days", "member_id", "first_day", "last_day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", nullable=False, ondelete="CASCADE")
+    first_day: date = Field(nullable=False)  # report days, inclusive
+    last_day: date = Field(nullable=False)  # shortened when the pause is ended early
+    reason: str = Field(max_length=300, nullable=False)  # for staff; not sent to the family
+    created_by_id: int | None = Field(default=None, foreign_key="staff.id", ondelete="SET NULL")
+    created_at: datetime = created_at_field()
+    # Ended early (resumed) or withdrawn before its first day (cancelled: it covers no day).
+    ended_at: datetime | None = ts_field()
+    ended_by_id: int | None = Field(default=None, foreign_key="staff.id", ondelete="SET NULL")
+    cancelled: bool = Field(default=False, nullable=False)
 
 
 def phash_bands_sql(column: str = "phash") -> str:

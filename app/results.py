@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from app.db import is_postgres
 from app.models import Member, Participant, Report, ReportStatus, Shift, Task
 
-COUNTED = ("approved", "declined", "skipped", "waiting", "reviewing")
+COUNTED = ("approved", "declined", "skipped", "waiting", "reviewing", "paused")
 EXPORT_HEADERS = [
     "Место",
     "Имя",
@@ -33,6 +33,7 @@ EXPORT_HEADERS = [
     "Пропущено",
     "Ждут фото",
     "На проверке",
+    "Пауза",
 ]
 
 
@@ -52,6 +53,7 @@ class Counts:
     skipped: int
     waiting: int
     reviewing: int
+    paused: int  # days inside a member's pause (app.pauses): not skipped
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ class Ranked:
     skipped: int
     waiting: int
     reviewing: int
+    paused: int
 
     def export_row(self) -> list[Any]:
         return [
@@ -209,6 +212,7 @@ class Ranked:
             self.skipped,
             self.waiting,
             self.reviewing,
+            self.paused,
         ]
 
 
@@ -337,7 +341,9 @@ def xlsx_file(session: Session, shift: Shift) -> Any:
     for row in stream_ranking(session, shift.id):  # type: ignore[arg-type]
         sheet.append(row.export_row())
     days = book.create_sheet("По дням")
-    days.append(["День", "Дата", "Принято", "Отклонено", "Пропущено", "Ждут фото", "На проверке"])
+    days.append(
+        ["День", "Дата", "Принято", "Отклонено", "Пропущено", "Ждут фото", "На проверке", "Пауза"]
+    )
     for d in per_day(session, shift):
         days.append(
             [
@@ -348,6 +354,7 @@ def xlsx_file(session: Session, shift: Shift) -> Any:
                 d.skipped,
                 d.waiting,
                 d.reviewing,
+                d.paused,
             ]
         )
     out = tempfile.TemporaryFile()  # noqa: SIM115 (the caller streams and closes it)

@@ -28,7 +28,7 @@ def results_page(request: Request, session: Session, actor: Staff) -> Response:
     days, tasks = summary.days, summary.tasks
     totals = {
         field: sum(getattr(d, field) for d in days)
-        for field in ("approved", "declined", "skipped", "waiting", "reviewing")
+        for field in ("approved", "declined", "skipped", "waiting", "reviewing", "paused")
     }
     return render(
         request,
