@@ -6,7 +6,7 @@ exclusion. Downgrade turns paused reports into skipped ones (the old model has n
 day without a photo) and drops the value from the PostgreSQL enum type.
 
 Revision ID: b1b1d0c0a010
-Revises: d0d0d0c0a006
+Revises: e0e0d0c0a007
 Create Date: 2026-12-02 10:00:00
 
 """
@@ -18,7 +18,7 @@ from alembic import op
 import app.db
 
 revision = "b1b1d0c0a010"
-down_revision = "d0d0d0c0a006"
+down_revision = "e0e0d0c0a007"
 branch_labels = None
 depends_on = None
 
