@@ -15,7 +15,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import audit, clock, storage
+from app import audit, clock, media, storage
 from app.errors import FormErrors, MissingObject
 from app.models import (
     Application,
@@ -442,7 +442,8 @@ def delete_participant(
 ) -> list[str]:
     """Remove personal data and photos; keep applications, memberships and reports (statistics).
 
-    Returns the media keys to delete once the transaction has committed.
+    The photos' objects are queued for deletion in this transaction (app.media); returns their
+    keys, so the caller can remove them right after the commit (the worker would, anyway).
     """
     if participant.deleted_at is not None:
         raise FormErrors({"": "Данные этого участника уже удалены."})
@@ -458,6 +459,7 @@ def delete_participant(
         )
     ).all():
         keys += [k for k in (key, thumb) if k]
+    media.delete_later(session, keys)
     session.execute(
         sa.update(ReportPhoto)
         .where(col(ReportPhoto.report_id).in_(report_ids))

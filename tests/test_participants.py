@@ -12,6 +12,7 @@ from app import participants, storage
 from app.models import (
     ApplicationStatus,
     AuditEvent,
+    MediaDeletion,
     Member,
     MemberStatus,
     OutgoingMessage,
@@ -143,11 +144,11 @@ def test_mark_test_participant(admin_client, db):
     assert db.get(Participant, p.id).is_test
 
 
-def test_export_has_json_and_photos(admin_client, db):
+def test_export_has_json_and_photos(store, admin_client, db):
     shift = factories.make_shift(db, days=4)
     p = factories.make_participant(db, name="Лена")
     member = factories.make_member(db, shift, p)
-    factories.make_report(db, member, day=1, status=ReportStatus.declined, photos=2)
+    report = factories.make_report(db, member, day=1, status=ReportStatus.declined, photos=2)
     response = admin_client.get(f"/participants/{p.id}/export")
     assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
     assert "Лена" not in response.headers["content-disposition"]
@@ -155,16 +156,22 @@ def test_export_has_json_and_photos(admin_client, db):
     data = json.loads(archive.read("data.json"))
     assert data["participant"]["name"] == "Лена"
     photos = data["memberships"][0]["reports"][0]["photos"]
-    assert len(photos) == 2 and all(archive.read(name)[:2] == b"\xff\xd8" for name in photos)
+    stored = db.exec(
+        select(ReportPhoto.storage_key)
+        .where(ReportPhoto.report_id == report.id)
+        .order_by(ReportPhoto.attempt)
+    ).all()
+    # the very bytes kept in the storage (the folder or the bucket)
+    assert [archive.read(name) for name in photos] == [store.get(key) for key in stored]
 
 
-def test_delete_needs_confirmation_and_keeps_anonymous_statistics(admin_client, db):
+def test_delete_needs_confirmation_and_keeps_anonymous_statistics(store, admin_client, db):
     shift = factories.make_shift(db, days=4)
     p = factories.make_participant(db, name="Вика", surname="Смирнова")
     member = factories.make_member(db, shift, p)
     report = factories.make_report(db, member, day=1, status=ReportStatus.approved)
     photo = db.exec(select(ReportPhoto).where(ReportPhoto.report_id == report.id)).one()
-    key = photo.storage_key
+    key, thumb = photo.storage_key, photo.thumb_key
     db.add(
         OutgoingMessage(
             dedupe_key="x",
@@ -201,7 +208,9 @@ def test_delete_needs_confirmation_and_keeps_anonymous_statistics(admin_client, 
         "",
     )
     assert gone.deleted_at is not None
-    assert not storage.exists(key)
+    assert not store.exists(key) and not store.exists(thumb)
+    assert list(store.keys()) == []  # nothing of theirs is left in the storage
+    assert db.exec(select(MediaDeletion)).all() == []  # the queue is done
     assert db.get(Report, report.id).status == ReportStatus.approved  # statistics stay
     assert db.exec(select(OutgoingMessage)).all() == []
     assert "Вика" not in admin_client.get("/participants").text

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from app import participants, storage
+from app import media, participants
 from app.errors import FormErrors
 from app.members import balance
 from app.models import Member, Participant, Shift, Staff, StaffRole
@@ -127,7 +127,7 @@ def participant_delete(request: Request, session: Session, actor: Staff) -> Resp
                 return RedirectResponse(
                     "/participants?deleted=1",
                     303,
-                    background=BackgroundTask(storage.delete, *keys),
+                    background=BackgroundTask(media.purge, keys),
                 )
     return render(
         request,
