@@ -30,6 +30,8 @@ from app.models import (
     Shift,
     Staff,
     Task,
+    TelegramUpdate,
+    UpdateStatus,
 )
 
 PAGE_SIZE = 50
@@ -473,10 +475,14 @@ def delete_participant(
             dhash=None,
         )
     )
-    # Messages carry the name in their text; pending ones must not go out any more.
-    session.execute(
-        sa.delete(OutgoingMessage).where(col(OutgoingMessage.participant_id) == participant.id)
-    )
+    # Messages carry the name in their text: every one to this participant or their chat goes,
+    # sent or not (a pending one must not go out any more).
+    to_them = col(OutgoingMessage.participant_id) == participant.id
+    if participant.telegram_id is not None:
+        to_them = sa.or_(to_them, col(OutgoingMessage.chat_id) == participant.telegram_id)
+    session.execute(sa.delete(OutgoingMessage).where(to_them))
+    if participant.telegram_id is not None:
+        _delete_stored_updates(session, participant.telegram_id)
     participant.name, participant.surname = DELETED_NAME, DELETED_SURNAME
     participant.phone = None
     participant.telegram_id = None
@@ -488,3 +494,34 @@ def delete_participant(
         session, actor, "participant.delete", "participant", participant.id, None, {"deleted": True}
     )
     return keys
+
+
+def _delete_stored_updates(session: Session, telegram_id: int) -> None:
+    """Delete the stored Telegram updates of this user that still hold their payload (failed ones,
+    kept for `lomaya bot replay`; processed ones keep only their id)."""
+    candidates = session.execute(
+        sa.select(col(TelegramUpdate.update_id), col(TelegramUpdate.payload)).where(
+            col(TelegramUpdate.status) != UpdateStatus.processed,
+            # A cheap filter in SQL; _mentions decides.
+            sa.cast(col(TelegramUpdate.payload), sa.Text).like(f"%{telegram_id}%"),
+        )
+    ).all()
+    ids = [update_id for update_id, payload in candidates if _mentions(payload, telegram_id)]
+    if ids:
+        session.execute(sa.delete(TelegramUpdate).where(col(TelegramUpdate.update_id).in_(ids)))
+
+
+USER_FIELDS = ("from", "chat", "user")  # Telegram objects that name a user or a private chat
+
+
+def _mentions(value: Any, telegram_id: int) -> bool:
+    """Whether a Telegram update (any part of it) was sent by or to this user."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key in USER_FIELDS and isinstance(inner, dict) and inner.get("id") == telegram_id:
+                return True
+            if _mentions(inner, telegram_id):
+                return True
+    elif isinstance(value, list):
+        return any(_mentions(inner, telegram_id) for inner in value)
+    return False

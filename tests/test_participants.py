@@ -20,6 +20,8 @@ from app.models import (
     Report,
     ReportPhoto,
     ReportStatus,
+    TelegramUpdate,
+    UpdateStatus,
 )
 from tests import factories
 from tests.conftest import csrf_token
@@ -222,3 +224,45 @@ def test_phone_fragments_become_formatted_patterns():
     assert participants.phone_patterns("89123456789") == ["7 912 345-67-89"]
     assert participants.phone_patterns("9123456789") == ["912 345-67-89"]
     assert "45-67" in participants.phone_patterns("4567")
+
+
+def test_delete_removes_their_stored_updates_and_every_message_to_their_chat(db):
+    p = factories.make_participant(db, name="Вика")
+    other = factories.make_participant(db, name="Петя")
+    tid = p.telegram_id
+
+    def update(update_id, status, payload):
+        db.add(TelegramUpdate(update_id=update_id, status=status, payload=payload))
+
+    message = {"message_id": 1, "chat": {"id": tid}, "from": {"id": tid}, "text": "Я Вика"}
+    update(1, UpdateStatus.failed, {"update_id": 1, "message": message})
+    update(2, UpdateStatus.failed, {"update_id": 2, "callback_query": {"from": {"id": tid}}})
+    update(
+        3,
+        UpdateStatus.failed,
+        {"update_id": 3, "my_chat_member": {"new_chat_member": {"user": {"id": tid}}}},
+    )
+    update(
+        4,
+        UpdateStatus.failed,
+        {"update_id": 4, "message": {"from": {"id": other.telegram_id}, "text": f"id {tid}"}},
+    )
+    update(5, UpdateStatus.processed, {})
+    for n, (participant_id, chat_id) in enumerate(
+        [(p.id, tid), (None, tid), (other.id, other.telegram_id)]
+    ):
+        db.add(
+            OutgoingMessage(
+                dedupe_key=f"m{n}",
+                chat_id=chat_id,
+                participant_id=participant_id,
+                kind="t",
+                payload={"text": "Вика"},
+            )
+        )
+    db.commit()
+    participants.delete_participant(db, None, p)
+    db.commit()
+    db.expire_all()
+    assert sorted(db.exec(select(TelegramUpdate.update_id)).all()) == [4, 5]
+    assert [m.chat_id for m in db.exec(select(OutgoingMessage)).all()] == [other.telegram_id]
