@@ -119,6 +119,7 @@ def routes() -> list:
         # --- Telegram: webhook and the registration WebApp (authenticated by secret/initData) ---
         Route("/telegram/webhook", bot_web.webhook, methods=["POST"]),
         Route("/telegram/registration", bot_web.registration_page, methods=["GET", "POST"]),
+        Route("/telegram/consent/{version}", bot_web.consent_text),
         # --- operations ---
         Route("/health", basics.health_probe),
         Mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static"),

@@ -15,7 +15,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import audit, clock, media, storage
+from app import audit, clock, consent, media, storage
 from app.errors import FormErrors, MissingObject
 from app.models import (
     Application,
@@ -353,6 +353,7 @@ PARTICIPANT_FIELDS = [
     "consent_version",
     "created_at",
 ]
+CONSENT_FIELDS = ["given_at", "given_by", "version"]
 APPLICATION_FIELDS = [
     "shift_id",
     "status",
@@ -380,6 +381,10 @@ def export_zip(
     photo_files: list[tuple[str, str]] = []
     data: dict[str, Any] = {
         "participant": _row(participant, PARTICIPANT_FIELDS),
+        "consents": [
+            _row(given, CONSENT_FIELDS)
+            for given in consent.history(session, participant.id)  # type: ignore[arg-type]
+        ],
         "applications": _applications(session, participant),
         "memberships": _memberships(session, participant, photo_files),
     }

@@ -34,6 +34,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/telegram/webhook"): PUBLIC,
     ("GET", "/telegram/registration"): PUBLIC,
     ("POST", "/telegram/registration"): PUBLIC,
+    ("GET", "/telegram/consent/{version}"): PUBLIC,  # the consent texts: no personal data
     # moderation: report queue, application queue
     ("GET", "/reports"): STAFF,
     ("GET", "/reports/{report_id:int}"): STAFF,
@@ -151,6 +152,7 @@ def world(db, admin):
         "ext": "csv",
         "secret": secret,
         "key": stored.thumb_key,
+        "version": "2026-2",
     }
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import timedelta
 
 from sqlmodel import select
 
-from app import participants, storage
+from app import clock, consent, participants, storage
 from app.models import (
     ApplicationStatus,
     AuditEvent,
+    ConsentGiver,
     MediaDeletion,
     Member,
     MemberStatus,
@@ -82,7 +84,10 @@ def test_pages_of_fifty(expert_client, db):
 
 def test_participant_page_shows_consent_requests_and_memberships(expert_client, db):
     shift = factories.make_shift(db, days=5)
-    p = factories.make_participant(db, name="Оля", consent_version="2")
+    p = factories.make_participant(db, name="Оля")
+    consent.record(db, p, ConsentGiver.parent, clock.now() - timedelta(days=30), "2026-1")
+    consent.record(db, p, ConsentGiver.participant, clock.now())
+    db.commit()
     req = factories.make_application(db, p, shift, ApplicationStatus.declined)
     req.decline_reason = "Фото нечёткое"
     db.add(req)
@@ -90,7 +95,11 @@ def test_participant_page_shows_consent_requests_and_memberships(expert_client, 
     member = factories.make_member(db, shift, p)
     factories.make_report(db, member, day=1, status=ReportStatus.approved)
     page = expert_client.get(f"/participants/{p.id}")
-    assert "версия 2" in page.text and "Фото нечёткое" in page.text
+    assert "Фото нечёткое" in page.text
+    # every consent: who gave it and a link to the very text they agreed to
+    assert "родитель или законный представитель" in page.text and "сам участник" in page.text
+    assert '<a href="/telegram/consent/2026-1">' in page.text
+    assert f'<a href="/telegram/consent/{consent.CURRENT_VERSION}">' in page.text
     assert f"/members/{member.id}" in page.text and "1 ломбарьерчик" in page.text
     assert "Удалить данные" not in page.text  # experts only look
     assert expert_client.get("/participants/999999").status_code == 404
@@ -149,6 +158,8 @@ def test_mark_test_participant(admin_client, db):
 def test_export_has_json_and_photos(store, admin_client, db):
     shift = factories.make_shift(db, days=4)
     p = factories.make_participant(db, name="Лена")
+    consent.record(db, p, ConsentGiver.parent, clock.now())
+    db.commit()
     member = factories.make_member(db, shift, p)
     report = factories.make_report(db, member, day=1, status=ReportStatus.declined, photos=2)
     response = admin_client.get(f"/participants/{p.id}/export")
@@ -157,6 +168,9 @@ def test_export_has_json_and_photos(store, admin_client, db):
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     data = json.loads(archive.read("data.json"))
     assert data["participant"]["name"] == "Лена"
+    assert [(c["given_by"], c["version"]) for c in data["consents"]] == [
+        ("parent", consent.CURRENT_VERSION)
+    ]
     photos = data["memberships"][0]["reports"][0]["photos"]
     stored = db.exec(
         select(ReportPhoto.storage_key)
