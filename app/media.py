@@ -18,11 +18,12 @@ and verifies it (`lomaya media migrate`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -293,9 +294,18 @@ def copy_all(
             with lock:
                 progress(result)
 
-    executor = ThreadPoolExecutor(max_workers=max(1, jobs))
+    # A few objects per thread in flight, not a future per object (a million photos).
+    jobs = max(1, jobs)
+    executor = ThreadPoolExecutor(max_workers=jobs)
+    in_flight: set[Future[None]] = set()
     try:
-        for future in [executor.submit(one, key) for key in keys]:
+        for key in keys:
+            if len(in_flight) >= 2 * jobs:
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()  # a KeyboardInterrupt in a thread surfaces here
+            in_flight.add(executor.submit(one, key))
+        for future in in_flight:
             future.result()
     except BaseException:
         executor.shutdown(wait=True, cancel_futures=True)
@@ -307,9 +317,14 @@ def copy_all(
 def prune_target(session: Session, source: storage.Backend, target: storage.Backend) -> list[str]:
     """Delete from `target` the objects that left the source while it was being copied: absent
     from the source and referred to by no row (deleted on request or by retention meanwhile).
-    Only for a target the app does not use yet — there an upload in flight looks the same."""
+    Only for a target the app does not use yet — there an upload in flight looks the same. In a
+    bucket, only objects this command wrote (they carry its SHA-256) are touched."""
     referenced = set(referenced_keys(session))
-    gone = sorted(set(target.keys()) - set(source.keys()) - referenced)
-    for key in gone:
-        target.delete(key)
+    gone = []
+    for key in sorted(set(target.keys()) - set(source.keys()) - referenced):
+        with contextlib.suppress(MissingObject):
+            if isinstance(target, storage.S3Storage) and target.checksum(key) is None:
+                continue  # not copied by `lomaya media migrate`: not ours to remove
+            target.delete(key)
+            gone.append(key)
     return gone

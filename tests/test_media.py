@@ -405,12 +405,14 @@ def test_migrate_command_to_s3_and_back(tmp_path, s3_storage, db, settings):
     db.commit()
     local.delete(keys[2])
     local.delete(keys[3])
+    s3_storage.put("tasks/zz/not-ours.jpg", b"x")  # written by someone else: left alone
     second = _run(
         "from app.cli import main; main(['media', 'migrate', '--to', 's3'])", env, settings
     )
     assert second.returncode == 0, second.stderr
     assert "Скопировано: 0" in second.stdout and "уже были на месте: 2" in second.stdout
-    assert sorted(s3_storage.keys()) == keys[:2]
+    assert sorted(s3_storage.keys()) == sorted([*keys[:2], "tasks/zz/not-ours.jpg"])
+    s3_storage.delete("tasks/zz/not-ours.jpg")
     assert sorted(local.keys()) == keys[:2]  # the source only ever read
 
     back_dir = tmp_path / "back"
