@@ -3,15 +3,17 @@
 import logging
 import sys
 
+from app import storage
 from app.main import create_app
 from app.settings import SettingsError, get_settings
 
 try:
     settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    storage.start()  # a real write, read and delete in the configured media storage
 except SettingsError as exc:
     # One clear line naming the variable, not a traceback.
     sys.exit(f"Ошибка настройки: {exc}")
-logging.basicConfig(
-    level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-)
 app = create_app(settings)

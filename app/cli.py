@@ -29,10 +29,22 @@ def _settings(args: argparse.Namespace, *, allow_generated_secret: bool = False)
     return set_settings(settings)
 
 
+def _start_media() -> None:
+    """The start-up check of the configured media storage (app.storage.start)."""
+    from app import storage
+
+    try:
+        storage.start()
+    except SettingsError as exc:
+        sys.exit(f"Ошибка настройки: {exc}")
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from app.main import create_app
+
+    _start_media()
 
     uvicorn.run(
         create_app(settings),
@@ -65,6 +77,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
     from seeds import run_seed
 
     _settings(args, allow_generated_secret=True)
+    _start_media()
     run_seed(args.delete, args.yes)
 
 
@@ -80,6 +93,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         if k not in {"DATABASE_URL", "DB_HOST", "BOT_TOKEN", "BOT_WEBHOOK_MODE"}
     }
     environ["DATA_DIR"] = str(data_dir)
+    environ["MEDIA_BACKEND"] = "local"  # the demo is thrown away with its folder
     try:
         settings = set_settings(load_settings(environ, env_file=None, allow_generated_secret=True))
     except SettingsError as exc:
@@ -228,6 +242,7 @@ def cmd_bot(args: argparse.Namespace) -> None:
     if args.action == "poll":
         from app.bot import sender
 
+        _start_media()
         stop = threading.Event()
         outbox = sender.Sender(settings)
         thread = threading.Thread(target=outbox.run, args=(stop,), daemon=True)
@@ -288,8 +303,123 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from app import background
 
     settings = _settings(args)
+    _start_media()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(background.run_worker(settings))
+
+
+class _ProgressBar:
+    """`[#####.....] 120/480 объектов, 35.2 МБ` on a terminal; a line every few seconds otherwise."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.shown = 0.0
+
+    def __call__(self, copied: Any) -> None:
+        done = copied.copied + copied.already + copied.vanished + len(copied.failed)
+        now = time.monotonic()
+        if done < copied.total and now - self.shown < (0.2 if self.tty else 5.0):
+            return
+        self.shown = now
+        filled = 30 * done // max(copied.total, 1)
+        line = (
+            f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{copied.total} объектов, "
+            f"{copied.bytes / 1e6:.1f} МБ"
+        )
+        if self.tty:
+            print(
+                "\r" + line, end="\n" if done >= copied.total else "", file=self.stream, flush=True
+            )
+        else:
+            print(line, file=self.stream, flush=True)
+
+
+def cmd_media(args: argparse.Namespace) -> None:
+    from app import media, storage
+    from app.db import session_scope
+
+    settings = _settings(args)
+    if args.action == "purge":
+        _start_media()
+        result = media.purge()
+        with session_scope() as session:
+            left = media.pending(session)["pending_deletions"]
+        print(f"Удалено объектов: {result.removed}; в очереди осталось: {left}.")
+        if result.failed:
+            errors = ", ".join(f"{k} ×{v}" for k, v in result.errors.items())
+            sys.exit(f"Не получилось удалить ({errors}): повторим позже автоматически.")
+        return
+    if args.action == "check":
+        _start_media()
+        store = storage.backend()
+        with session_scope() as session:
+            found = media.check(session, store)
+        print(f"Хранилище: {storage.describe(store)}")
+        print(
+            f"Ссылок в базе: {found.referenced}, объектов: {found.objects}, "
+            f"ждут удаления: {found.queued}."
+        )
+        for title, keys in (
+            ("Нет объекта, хотя база на него ссылается", found.missing),
+            ("Объекты, на которые база не ссылается", found.orphaned),
+        ):
+            print(f"{title}: {len(keys)}")
+            for key in keys[: args.limit]:
+                print(f"  {key}")
+            if len(keys) > args.limit:
+                print(f"  … и ещё {len(keys) - args.limit} (--limit)")
+        if found.missing or found.orphaned:
+            sys.exit(1)
+        print("Всё сходится.")
+        return
+    _media_migrate(args, settings)
+
+
+def _media_migrate(args: argparse.Namespace, settings: Settings) -> None:
+    from app import media, storage
+    from app.db import session_scope
+
+    source_kind = "local" if args.to == "s3" else "s3"
+    try:
+        source = storage.from_settings(settings, source_kind)
+        target = storage.from_settings(settings, args.to)
+        # The source is only read (a bucket's HEAD); the target gets a real write, read and delete.
+        for store, state in (
+            (source, source.health() if isinstance(source, storage.S3Storage) else {"ok": True}),
+            (target, storage.verify(target)),
+        ):
+            if not state["ok"]:
+                sys.exit(
+                    f"{storage.describe(store)} не отвечает или не пускает "
+                    f"({state.get('error')} {state.get('code', '')}): проверьте S3_* и сеть."
+                )
+    except SettingsError as exc:
+        sys.exit(f"Ошибка настройки: {exc}")
+    print(f"Копирую фото: {storage.describe(source)} → {storage.describe(target)}.")
+    print("Источник не меняется. Прервать можно в любой момент (Ctrl+C) и запустить снова.")
+    try:
+        result = media.copy_all(source, target, jobs=args.jobs, progress=_ProgressBar())
+    except KeyboardInterrupt:
+        sys.exit("\nПрервано. Запустите команду ещё раз — она продолжит с того же места.")
+    print(
+        f"Скопировано: {result.copied} ({result.bytes / 1e6:.1f} МБ), уже были на месте: "
+        f"{result.already}, исчезли из источника во время копирования: {result.vanished}."
+    )
+    if args.to != settings.media_backend:
+        # The target is not in use yet: what left the source meanwhile must not stay there.
+        with session_scope() as session:
+            pruned = media.prune_target(session, source, target)
+        if pruned:
+            print(f"Удалено из {storage.describe(target)}: {len(pruned)} (удалены из источника).")
+    if result.failed:
+        for key, error in sorted(result.failed.items())[:20]:
+            print(f"  ошибка: {key} ({error})", file=sys.stderr)
+        sys.exit(f"Не скопировано: {len(result.failed)}. Запустите команду ещё раз.")
+    print(
+        f"Готово: все объекты в {storage.describe(target)}, SHA-256 совпадают. "
+        f"Чтобы приложение работало с ними, укажите MEDIA_BACKEND={args.to} и перезапустите его."
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -367,6 +497,24 @@ def build_parser() -> argparse.ArgumentParser:
     j = jobs.add_parser("status", help="последние запуски")
     j.add_argument("--limit", type=int, default=20)
     j.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("media", help="хранилище фото: проверка, перенос, очередь удаления")
+    media = p.add_subparsers(dest="action", required=True, metavar="действие")
+    m = media.add_parser(
+        "check", help="сверить базу и хранилище: объекты без записей и записи без объектов"
+    )
+    m.add_argument("--limit", type=int, default=50, help="сколько ключей показать в каждом списке")
+    m.set_defaults(func=cmd_media)
+    m = media.add_parser(
+        "migrate",
+        help="скопировать все фото в другое хранилище (с проверкой SHA-256; можно прервать и "
+        "продолжить; источник не меняется)",
+    )
+    m.add_argument("--to", choices=["s3", "local"], required=True, help="куда копировать")
+    m.add_argument("--jobs", type=int, default=4, help="сколько объектов копировать одновременно")
+    m.set_defaults(func=cmd_media)
+    m = media.add_parser("purge", help="удалить сейчас объекты из очереди удаления")
+    m.set_defaults(func=cmd_media)
 
     return parser
 

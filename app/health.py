@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app import outbox, storage
+from app import media, outbox, storage
 from app.db import session_scope
 from app.settings import get_settings
 
@@ -21,7 +21,15 @@ def database_state() -> dict[str, Any]:
 
 
 def storage_state() -> dict[str, Any]:
-    return storage.health()
+    """The configured backend, checked for real (and probed by writing while the start-up probe's
+    failure stands), with the deletion queue's backlog."""
+    state = storage.health()
+    try:
+        with session_scope() as session:
+            state.update(media.pending(session))
+    except Exception:  # the database part of the status reports it
+        pass
+    return state
 
 
 def bot_state() -> dict[str, Any]:

@@ -124,6 +124,7 @@ def routes() -> list:
         # --- Telegram: webhook and the WebApps (authenticated by secret/initData) ---
         Route("/telegram/webhook", bot_web.webhook, methods=["POST"]),
         Route("/telegram/registration", bot_web.registration_page, methods=["GET", "POST"]),
+        Route("/telegram/consent/{version}", bot_web.consent_text),
         Route("/telegram/progress", bot_web.progress_page, methods=["GET", "POST"]),
         Route("/telegram/tasks/{task_id:int}/picture", bot_web.task_picture),
         # --- operations ---

@@ -81,6 +81,11 @@ class UpdateStatus(enum.StrEnum):
     failed = "failed"
 
 
+class ConsentGiver(enum.StrEnum):
+    parent = "parent"  # a parent or another legal representative
+    participant = "participant"  # the participant themself
+
+
 class TokenPurpose(enum.StrEnum):
     invite = "invite"
     password_reset = "password_reset"
@@ -212,11 +217,30 @@ class Participant(SQLModel, table=True):
     phone: str | None = Field(default=None, max_length=20, unique=True)  # "+7 9XX XXX-XX-XX"
     is_bot_blocked: bool = Field(default=False, nullable=False)
     is_test: bool = Field(default=False, nullable=False)
+    # The consent in force: a copy of the latest `Consent` row (for lists that show it), written
+    # only by app.consent.record in the same transaction as that row.
     consent_at: datetime | None = ts_field()
     consent_version: str | None = Field(default=None, max_length=40)
     deleted_at: datetime | None = ts_field()
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
+
+
+class Consent(SQLModel, table=True):
+    """One consent to personal-data processing given in the registration form; every one is kept."""
+
+    __tablename__ = "consent"
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(
+        foreign_key="participant.id", nullable=False, index=True, ondelete="CASCADE"
+    )
+    # None only for consents recorded before the form asked (migrated by 0008).
+    given_by: ConsentGiver | None = Field(
+        default=None, sa_type=_enum(ConsentGiver, "consent_giver")
+    )
+    version: str = Field(max_length=40, nullable=False)  # templates/registration/consent/<version>
+    given_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
 class Application(SQLModel, table=True):
@@ -541,3 +565,17 @@ class LoginThrottle(SQLModel, table=True):
     key: str = Field(max_length=80, primary_key=True)  # "email:<sha256>" or "ip:<sha256>"
     attempts: int = Field(nullable=False)
     slot_us: int = Field(sa_type=sa.BigInteger, nullable=False, index=True)
+
+
+class MediaDeletion(SQLModel, table=True):
+    """An object to remove from media storage, queued in the transaction that dropped its row, so
+    a crash between the commit and the removal cannot leave it behind (app.media)."""
+
+    __tablename__ = "media_deletion"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255, unique=True, nullable=False)
+    attempts: int = Field(default=0, nullable=False)
+    claimed_until: datetime | None = ts_field()  # a worker's lease; due again after it
+    last_error: str | None = Field(default=None, max_length=100)  # an error class, never a message
+    created_at: datetime = created_at_field()

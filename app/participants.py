@@ -15,7 +15,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import audit, clock, pauses, storage
+from app import audit, clock, consent, media, pauses, storage
 from app.errors import FormErrors, MissingObject
 from app.models import (
     Application,
@@ -31,6 +31,8 @@ from app.models import (
     Shift,
     Staff,
     Task,
+    TelegramUpdate,
+    UpdateStatus,
 )
 
 PAGE_SIZE = 50
@@ -357,6 +359,7 @@ PARTICIPANT_FIELDS = [
     "consent_version",
     "created_at",
 ]
+CONSENT_FIELDS = ["given_at", "given_by", "version"]
 APPLICATION_FIELDS = [
     "shift_id",
     "status",
@@ -384,6 +387,10 @@ def export_zip(
     photo_files: list[tuple[str, str]] = []
     data: dict[str, Any] = {
         "participant": _row(participant, PARTICIPANT_FIELDS),
+        "consents": [
+            _row(given, CONSENT_FIELDS)
+            for given in consent.history(session, participant.id)  # type: ignore[arg-type]
+        ],
         "applications": _applications(session, participant),
         "memberships": _memberships(session, participant, photo_files),
     }
@@ -459,7 +466,8 @@ def delete_participant(
 ) -> list[str]:
     """Remove personal data and photos; keep applications, memberships and reports (statistics).
 
-    Returns the media keys to delete once the transaction has committed.
+    The photos' objects are queued for deletion in this transaction (app.media); returns their
+    keys, so the caller can remove them right after the commit (the worker would, anyway).
     """
     if participant.deleted_at is not None:
         raise FormErrors({"": "Данные этого участника уже удалены."})
@@ -475,6 +483,7 @@ def delete_participant(
         )
     ).all():
         keys += [k for k in (key, thumb) if k]
+    media.delete_later(session, keys)
     session.execute(
         sa.update(ReportPhoto)
         .where(col(ReportPhoto.report_id).in_(report_ids))
@@ -498,10 +507,14 @@ def delete_participant(
         )
         .values(reason="")
     )
-    # Messages carry the name in their text; pending ones must not go out any more.
-    session.execute(
-        sa.delete(OutgoingMessage).where(col(OutgoingMessage.participant_id) == participant.id)
-    )
+    # Messages carry the name in their text: every one to this participant or their chat goes,
+    # sent or not (a pending one must not go out any more).
+    to_them = col(OutgoingMessage.participant_id) == participant.id
+    if participant.telegram_id is not None:
+        to_them = sa.or_(to_them, col(OutgoingMessage.chat_id) == participant.telegram_id)
+    session.execute(sa.delete(OutgoingMessage).where(to_them))
+    if participant.telegram_id is not None:
+        _delete_stored_updates(session, participant.telegram_id)
     participant.name, participant.surname = DELETED_NAME, DELETED_SURNAME
     participant.phone = None
     participant.telegram_id = None
@@ -513,3 +526,34 @@ def delete_participant(
         session, actor, "participant.delete", "participant", participant.id, None, {"deleted": True}
     )
     return keys
+
+
+def _delete_stored_updates(session: Session, telegram_id: int) -> None:
+    """Delete the stored Telegram updates of this user that still hold their payload (failed ones,
+    kept for `lomaya bot replay`; processed ones keep only their id)."""
+    candidates = session.execute(
+        sa.select(col(TelegramUpdate.update_id), col(TelegramUpdate.payload)).where(
+            col(TelegramUpdate.status) != UpdateStatus.processed,
+            # A cheap filter in SQL; _mentions decides.
+            sa.cast(col(TelegramUpdate.payload), sa.Text).like(f"%{telegram_id}%"),
+        )
+    ).all()
+    ids = [update_id for update_id, payload in candidates if _mentions(payload, telegram_id)]
+    if ids:
+        session.execute(sa.delete(TelegramUpdate).where(col(TelegramUpdate.update_id).in_(ids)))
+
+
+USER_FIELDS = ("from", "chat", "user")  # Telegram objects that name a user or a private chat
+
+
+def _mentions(value: Any, telegram_id: int) -> bool:
+    """Whether a Telegram update (any part of it) was sent by or to this user."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key in USER_FIELDS and isinstance(inner, dict) and inner.get("id") == telegram_id:
+                return True
+            if _mentions(inner, telegram_id):
+                return True
+    elif isinstance(value, list):
+        return any(_mentions(inner, telegram_id) for inner in value)
+    return False

@@ -16,13 +16,28 @@ from typing import Any
 import phonenumbers
 from sqlmodel import Session, col, select
 
-from app import audit, clock, outbox, participants
-from app.models import Application, ApplicationStatus, Participant, Shift, ShiftStatus
+from app import audit, clock, consent, outbox, participants
+from app.models import (
+    Application,
+    ApplicationStatus,
+    ConsentGiver,
+    Participant,
+    Shift,
+    ShiftStatus,
+)
 from app.settings import get_settings
 from app.text import age
 
-CONSENT_VERSION = "2026-1"
-FIELDS = ("name", "surname", "date_of_birth", "city", "phone", "consent")
+FIELDS = (
+    "name",
+    "surname",
+    "date_of_birth",
+    "city",
+    "phone",
+    "consent_by",
+    "consent",
+    "consent_version",
+)
 NAME_RE = re.compile(r"^[А-ЯЁа-яё]+(?:-[А-ЯЁа-яё]+)*$")
 CITY_RE = re.compile(r"^[А-ЯЁа-яё]+(?:[ -][А-ЯЁа-яё]+)*$")
 
@@ -134,8 +149,18 @@ def validate(form: dict[str, str]) -> Validated:
             result.errors["phone"] = "Нужен российский мобильный номер, например +7 912 345-67-89."
         else:
             result.values["phone"] = phone
+    given_by = str(form.get("consent_by", "") or "").strip()
+    if given_by not in {g.value for g in ConsentGiver}:
+        result.errors["consent_by"] = "Отметьте, кто заполняет анкету: родитель или сам участник."
+    else:
+        result.values["consent_by"] = ConsentGiver(given_by)
     if str(form.get("consent", "")).lower() not in {"on", "true", "1", "yes"}:
         result.errors["consent"] = "Без согласия на обработку данных мы не можем записать вас."
+    elif str(form.get("consent_version", "") or "") != consent.CURRENT_VERSION:
+        # The form was opened before the text changed: consent counts only for the text shown.
+        result.errors["consent"] = (
+            "Текст согласия обновился. Закройте анкету и откройте её снова кнопкой в чате."
+        )
     return result
 
 
@@ -270,12 +295,11 @@ def _save_participant(
     participant.date_of_birth = values["date_of_birth"]
     participant.city = values["city"]
     participant.phone = values["phone"]
-    participant.consent_at = now
-    participant.consent_version = CONSENT_VERSION
     participant.is_bot_blocked = False
     participant.updated_at = now
     session.add(participant)
     session.flush()
+    consent.record(session, participant, values["consent_by"], now)
     return participant
 
 

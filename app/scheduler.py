@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from app import clock, days, retention, schedule, storage
+from app import clock, days, media, retention, schedule
 from app.db import session_scope
 from app.settings import Settings
 
@@ -65,24 +65,30 @@ def tick(now: datetime | None = None, engine: Engine | None = None) -> dict[str,
             results["retention"] = {"photos_deleted": purged}
     except Exception:
         log.exception("photo retention failed; it will be retried")
+    try:
+        deletions = media.purge(engine=engine)
+        if deletions.removed or deletions.failed:
+            results["media"] = {"deleted": deletions.removed, "failed": deletions.failed}
+    except Exception:
+        log.exception("media deletion failed; it will be retried")
     return results
 
 
 def purge_expired_photos(now: datetime, engine: Engine | None = None) -> int:
     """Once a day: delete photos of shifts finished longer ago than PHOTO_RETENTION_DAYS.
 
-    The rows go in one transaction with the day's job-run row; the files are removed only after
-    that commit, so a failure never leaves rows pointing at missing files.
+    The rows go in one transaction with the day's job-run row and the deletion-queue rows of their
+    objects; the tick's `media.purge` removes the objects after that commit, so a failure never
+    leaves rows pointing at missing objects, and a crash never leaves objects behind.
     """
     day = days.report_day(now)
     with session_scope(engine) as session:
         if not schedule.claim(session, "retention", day, now):
             return 0
-        keys = retention.purge_photos(session, day)
-    storage.delete(*keys)
-    if keys:
-        log.info("retention: %d photos deleted", len(keys) // 2)
-    return len(keys) // 2
+        count = retention.purge_photos(session, day)
+    if count:
+        log.info("retention: %d photos deleted", count)
+    return count
 
 
 def _summary(result: dict[str, Any]) -> str:

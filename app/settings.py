@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -69,6 +70,13 @@ class Settings:
     smtp_from: str = "noreply@lomaya.local"
     smtp_tls: bool = False
     log_level: str = "INFO"
+    media_backend: str = "local"  # "local" (DATA_DIR/media) or "s3"
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = field(default="", repr=False)
+    s3_prefix: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -164,6 +172,40 @@ def webhook_secret(name: str, raw: str) -> str:
     return value
 
 
+def choice(*allowed: str) -> Parser:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise SettingsError(f"{name}: ожидается {' или '.join(allowed)}, а не {raw!r}")
+        return value
+
+    return parse
+
+
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def bucket(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and not BUCKET_RE.match(value):
+        raise SettingsError(
+            f"{name}: имя бакета — 3–63 символа: строчные латинские буквы, цифры, точки и "
+            f"дефисы, а не {value!r}"
+        )
+    return value
+
+
+def key_prefix(name: str, raw: str) -> str:
+    value = raw.strip().strip("/")
+    if value and (
+        "\\" in value
+        or "\x00" in value
+        or any(part in ("", ".", "..") for part in value.split("/"))
+    ):
+        raise SettingsError(f"{name}: папка внутри бакета вида lomaya/media, без «..» и «//»")
+    return value
+
+
 def decline_reasons(name: str, raw: str) -> tuple[str, ...]:
     reasons = tuple(r.strip() for r in raw.split(";") if r.strip())
     if len(reasons) > 9:
@@ -211,6 +253,21 @@ VARIABLES = (
     Variable("SMTP_FROM", "smtp_from", "noreply@lomaya.local", text),
     Variable("SMTP_TLS", "smtp_tls", "false", boolean),
     Variable("LOG_LEVEL", "log_level", "INFO", lambda name, raw: raw.strip().upper() or "INFO"),
+    Variable("MEDIA_BACKEND", "media_backend", "local", choice("local", "s3")),
+    Variable("S3_ENDPOINT_URL", "s3_endpoint_url", "", http_url),
+    Variable("S3_BUCKET", "s3_bucket", "", bucket),
+    Variable("S3_REGION", "s3_region", "", text),
+    Variable("S3_ACCESS_KEY_ID", "s3_access_key_id", "", text),
+    Variable("S3_SECRET_ACCESS_KEY", "s3_secret_access_key", "", text),
+    Variable("S3_PREFIX", "s3_prefix", "", key_prefix),
+)
+# Required together when photos live in S3 (MEDIA_BACKEND=s3, or `lomaya media migrate --to s3`).
+S3_REQUIRED = (
+    ("S3_ENDPOINT_URL", "s3_endpoint_url", "адрес S3-совместимого хранилища, https://…"),
+    ("S3_BUCKET", "s3_bucket", "имя бакета для фото"),
+    ("S3_REGION", "s3_region", "регион бакета, например us-east-1"),
+    ("S3_ACCESS_KEY_ID", "s3_access_key_id", "ключ доступа к бакету"),
+    ("S3_SECRET_ACCESS_KEY", "s3_secret_access_key", "секретный ключ к S3_ACCESS_KEY_ID"),
 )
 COMBINED = (
     "DATABASE_URL",
@@ -227,6 +284,14 @@ COMBINED = (
 def variable_names() -> set[str]:
     """Every environment variable the app reads (checked against .env.example by a test)."""
     return {v.name for v in VARIABLES} | set(COMBINED)
+
+
+def require_s3(values: Settings | dict[str, Any]) -> None:
+    """SettingsError naming the first S3 variable that is not set."""
+    for name, attribute, what in S3_REQUIRED:
+        value = values[attribute] if isinstance(values, dict) else getattr(values, attribute)
+        if not value:
+            raise SettingsError(f"{name}: не задан — нужен {what} (фото хранятся в S3)")
 
 
 def _database_url(get: Callable[[str, str], str], data_dir: Path) -> str:
@@ -299,6 +364,8 @@ def load_settings(
             "APPLICATION_URL: для режима webhook (BOT_WEBHOOK_MODE=true) нужен https-адрес, "
             "доступный Telegram"
         )
+    if values["media_backend"] == "s3":
+        require_s3(values)
     if not values["telegram_webhook_secret"]:
         values["telegram_webhook_secret"] = hmac.new(
             secret_key.encode(), b"telegram-webhook", hashlib.sha256

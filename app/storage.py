@@ -1,16 +1,26 @@
 """Private media storage: where photos and task pictures are kept.
 
-One small interface — put, get, stream, size, delete, exists, keys, health, probe — behind which
-sits the configured backend. Keys are generated relative paths ("reports/ab/<uuid>.jpg"); a
-user-supplied name never becomes a key, and `check_key` refuses any key that could leave the media
-area. Two backends: a folder (`DATA_DIR/media`, the default) and an S3-compatible bucket
-(`S3Storage`, installed with `set_backend`). Objects are private in both: the app streams them to
-logged-in staff, and no object is ever given a public ACL or URL.
+One small interface — put, get, stream, size, delete, exists, keys, checksum, health, probe —
+behind which sits the configured backend. Keys are generated relative paths
+("reports/ab/<uuid>.jpg"); a user-supplied name never becomes a key, and `check_key` refuses any key
+that could leave the media area. Two backends, chosen by MEDIA_BACKEND: a folder (`DATA_DIR/media`,
+the default) and an S3-compatible bucket (`S3Storage`). `backend()` builds the configured one from
+the settings; tests install another with `set_backend`. Objects are private in both: the app
+streams them to logged-in staff, and no object is ever given a public ACL or URL.
+
+`start()` runs once when a process that touches photos starts (web app, worker, bot poller, the
+`media` commands): a real write, read and delete. A rejected configuration (a wrong key, secret or
+bucket) stops the start with one Russian line naming the variable; an unreachable store is logged
+and `/health` reports it (probing again) until a probe passes.
+
+Objects are deleted through `app.media`'s durable queue, never directly after a commit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +30,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from app.errors import MissingObject
-from app.settings import get_settings
+from app.settings import Settings, SettingsError, get_settings, require_s3
+
+log = logging.getLogger("lomaya.storage")
 
 CHUNK = 256 * 1024
 
@@ -53,7 +65,9 @@ class LocalStorage:
             raise ValueError("media key escapes the media folder")
         return path
 
-    def put(self, key: str, data: bytes, content_type: str = "image/jpeg") -> None:
+    def put(
+        self, key: str, data: bytes, content_type: str = "image/jpeg", *, sha256: str = ""
+    ) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + f".{uuid.uuid4().hex[:8]}.tmp")
@@ -88,6 +102,13 @@ class LocalStorage:
             return self.path(key).is_file()
         except ValueError:
             return False
+
+    def checksum(self, key: str) -> str | None:
+        """The SHA-256 of the object (computed from the file); MissingObject if there is none."""
+        digest = hashlib.sha256()
+        for chunk in self.stream(key):
+            digest.update(chunk)
+        return digest.hexdigest()
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         root = self.root.resolve()
@@ -194,10 +215,19 @@ class S3Storage:
     def object_key(self, key: str) -> str:
         return self.prefix + check_key(key)
 
-    def put(self, key: str, data: bytes, content_type: str = "image/jpeg") -> None:
+    def put(
+        self, key: str, data: bytes, content_type: str = "image/jpeg", *, sha256: str = ""
+    ) -> None:
+        """Store `data`; `sha256` (given by `lomaya media migrate`) is kept in the object's
+        metadata, so a resumed copy can compare checksums without downloading the object."""
         # No ACL argument: objects inherit the bucket's (private) policy.
+        extra: dict[str, Any] = {"Metadata": {"sha256": sha256}} if sha256 else {}
         self.client.put_object(
-            Bucket=self.bucket, Key=self.object_key(key), Body=data, ContentType=content_type
+            Bucket=self.bucket,
+            Key=self.object_key(key),
+            Body=data,
+            ContentType=content_type,
+            **extra,
         )
 
     def _get_object(self, key: str) -> Any:
@@ -241,6 +271,18 @@ class S3Storage:
         except (ValueError, MissingObject):
             return False
         return True
+
+    def checksum(self, key: str) -> str | None:
+        """The SHA-256 recorded in the object's metadata at upload, or None when none was
+        (MissingObject if there is no object)."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise MissingObject(key) from None
+            raise
+        value = head.get("Metadata", {}).get("sha256")
+        return str(value) if value else None
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -305,28 +347,51 @@ def _chunks(file: Any) -> Iterator[bytes]:
 
 Backend = LocalStorage | S3Storage
 
-_backend: LocalStorage | None = None
+
+def s3_config(settings: Settings) -> S3Config:
+    """The bucket from the S3_* settings; SettingsError naming the first one missing."""
+    require_s3(settings)
+    return S3Config(
+        endpoint_url=settings.s3_endpoint_url,
+        bucket=settings.s3_bucket,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+        prefix=settings.s3_prefix,
+    )
+
+
+def from_settings(settings: Settings, kind: str | None = None) -> Backend:
+    """The backend of `kind` ("local" or "s3"; default MEDIA_BACKEND) built from the settings."""
+    if (kind or settings.media_backend) == "s3":
+        return S3Storage(s3_config(settings))
+    return LocalStorage(settings.media_dir)
+
+
+_backend: Backend | None = None
 _backend_for: Any = None
 _installed: Backend | None = None
+_start_failure: dict[str, Any] | None = None  # the start-up probe failed; /health probes again
 
 
 def set_backend(store: Backend | None) -> Backend | None:
-    """Install `store` as the backend (None: back to the folder from the settings).
+    """Install `store` as the backend (None: back to the one the settings configure).
 
     Returns the backend installed before, so a caller (a test) can put it back."""
-    global _installed
+    global _installed, _start_failure
     previous, _installed = _installed, store
+    _start_failure = None
     return previous
 
 
 def backend() -> Backend:
-    """The installed backend, else the media folder from the settings (rebuilt when they change)."""
+    """The installed backend, else the configured one (rebuilt when the settings change)."""
     global _backend, _backend_for
     if _installed is not None:
         return _installed
     settings = get_settings()
     if _backend is None or _backend_for is not settings:
-        _backend, _backend_for = LocalStorage(settings.media_dir), settings
+        _backend, _backend_for = from_settings(settings), settings
     return _backend
 
 
@@ -347,7 +412,10 @@ def exists(key: str) -> bool:
 
 
 def delete(*keys: str | None) -> None:
-    """Remove objects; missing ones and bad keys are ignored (deleting is idempotent)."""
+    """Remove objects now; missing ones and bad keys are ignored (deleting is idempotent).
+
+    For objects whose rows a transaction deletes, use `app.media.delete_later` instead: it
+    survives a crash between the commit and the removal."""
     store = backend()
     for key in keys:
         if key:
@@ -356,9 +424,77 @@ def delete(*keys: str | None) -> None:
 
 
 def health() -> dict[str, Any]:
-    return backend().health()
+    """The backend's health check; while the start-up probe's failure stands, the probe again."""
+    global _start_failure
+    if _start_failure is None:
+        return backend().health()
+    state = backend().probe()
+    if state["ok"]:
+        _start_failure = None
+    return state
 
 
 def probe() -> dict[str, Any]:
-    """A real write, read and delete; run once at start-up."""
+    """A real write, read and delete."""
     return backend().probe()
+
+
+# What a failed start-up probe says about the settings: (variable, Russian explanation).
+_REJECTED = {
+    "InvalidAccessKeyId": ("S3_ACCESS_KEY_ID", "хранилище не знает такого ключа доступа"),
+    "SignatureDoesNotMatch": (
+        "S3_SECRET_ACCESS_KEY",
+        "секретный ключ не подходит к S3_ACCESS_KEY_ID",
+    ),
+    "NoSuchBucket": ("S3_BUCKET", "в хранилище нет бакета {bucket!r}"),
+    "InvalidBucketName": ("S3_BUCKET", "хранилище не принимает имя бакета {bucket!r}"),
+    "AccessDenied": (
+        "S3_ACCESS_KEY_ID",
+        "у этого ключа нет прав записывать, читать и удалять объекты в бакете {bucket!r}",
+    ),
+    "AuthorizationHeaderMalformed": ("S3_REGION", "бакет {bucket!r} находится в другом регионе"),
+}
+
+
+def verify(store: Backend) -> dict[str, Any]:
+    """Probe `store` (a write, a read and a delete); SettingsError naming the variable when the
+    store rejects the configuration; the probe's state otherwise (ok, or unreachable)."""
+    state = store.probe()
+    if state["ok"]:
+        return state
+    if isinstance(store, LocalStorage):
+        raise SettingsError(
+            f"DATA_DIR: в папку {store.root} нельзя записать фото ({state.get('error')})"
+        )
+    rejected = _REJECTED.get(str(state.get("code", "")))
+    if rejected is not None:
+        name, why = rejected
+        raise SettingsError(f"{name}: {why.format(bucket=store.bucket)}")
+    return state
+
+
+def start() -> dict[str, Any]:
+    """The start-up check of the configured backend (`verify`). An unreachable store does not stop
+    the start: it is logged, and `health()` keeps probing until it answers."""
+    global _start_failure
+    state = verify(backend())
+    if state["ok"]:
+        _start_failure = None
+        return state
+    _start_failure = state
+    log.error(
+        "media storage (S3_ENDPOINT_URL) does not answer: %s %s; photos are unavailable until "
+        "it does, /health says so",
+        state.get("error"),
+        state.get("code", ""),
+    )
+    return state
+
+
+def describe(store: Backend) -> str:
+    """Where the objects are, for the operator (never the credentials)."""
+    if isinstance(store, LocalStorage):
+        return f"папка {store.root}"
+    return f"S3 {store.config.endpoint_url}, бакет {store.bucket}" + (
+        f", папка {store.prefix.rstrip('/')}" if store.prefix else ""
+    )

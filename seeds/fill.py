@@ -32,13 +32,14 @@ from datetime import time as dtime
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from app import audit, clock, storage
+from app import audit, clock, consent, storage
 from app.accounts import hash_password
 from app.db import is_postgres
 from app.images import StoredImage, store_image
 from app.models import (
     Application,
     ApplicationStatus,
+    ConsentGiver,
     Member,
     MemberPause,
     MemberStatus,
@@ -188,6 +189,7 @@ def fill(
     _create_tasks(ctx)
     people = _create_participants(ctx, participants)
     _create_shifts(ctx, people, members=members, day=day)
+    _record_consents(ctx, people)
     session.flush()
     summary = _summary(session)
     summary.seconds = time.monotonic() - started
@@ -360,7 +362,7 @@ def _create_participants(ctx: _Ctx, count: int) -> list[Participant]:
             is_test=is_test,
             is_bot_blocked=not is_test and rng.random() < 0.03,
             consent_at=registered,
-            consent_version=data.CONSENT_VERSION,
+            consent_version=consent.CURRENT_VERSION,
             created_at=registered,
             updated_at=registered,
         )
@@ -368,6 +370,19 @@ def _create_participants(ctx: _Ctx, count: int) -> list[Participant]:
         people.append(person)
     ctx.session.flush()
     return people
+
+
+def _record_consents(ctx: _Ctx, people: list[Participant]) -> None:
+    """Each participant's consent, given when they registered: mostly by a parent; by the
+    participant themself for some of those who are 14 or older."""
+    today = clock.local_today()
+    for person in people:
+        assert person.consent_at is not None and person.date_of_birth is not None
+        grown_up = (today - person.date_of_birth).days >= 14 * 365
+        given_by = (
+            ConsentGiver.participant if grown_up and ctx.rng.random() < 0.4 else ConsentGiver.parent
+        )
+        consent.record(ctx.session, person, given_by, person.consent_at)
 
 
 def _registered_before(person: Participant, moment: datetime, rng: random.Random) -> None:

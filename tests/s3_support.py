@@ -27,7 +27,10 @@ ports), which the fixture removes afterwards. If `weed` is missing or does not s
 skipped with the reason — unless LOMAYA_REQUIRE_S3=1, then they fail.
 
 Fixtures: `s3_server` (session) yields an `S3Config` for the test bucket, without a prefix;
-`s3_storage` installs an `S3Storage` with a prefix of its own as the media backend for one test.
+`s3_storage` installs an `S3Storage` with a prefix of its own as the media backend for one test;
+`local_storage` installs a fresh folder; `store` is each of the two in turn (a test that takes it
+runs on both backends); `store_env` gives the environment that configures the same backend in a
+subprocess (MEDIA_BACKEND, DATA_DIR or S3_*).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from typing import NoReturn
 import pytest
 
 from app import storage
-from app.storage import S3Config, S3Storage
+from app.storage import LocalStorage, S3Config, S3Storage
 
 BUCKET = "lomaya-test"
 REGION = "us-east-1"
@@ -285,3 +288,36 @@ def s3_storage(s3_server: S3Config) -> Iterator[S3Storage]:
         yield store
     finally:
         storage.set_backend(previous)
+
+
+@pytest.fixture
+def local_storage(tmp_path: Path) -> Iterator[LocalStorage]:
+    """A fresh media folder (`<tmp>/data/media`), installed as the media backend for one test."""
+    store = LocalStorage(tmp_path / "data" / "media")
+    previous = storage.set_backend(store)
+    try:
+        yield store
+    finally:
+        storage.set_backend(previous)
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest) -> LocalStorage | S3Storage:
+    """Each backend in turn, installed as the app's media backend."""
+    return request.getfixturevalue(f"{request.param}_storage")
+
+
+def store_env(store: LocalStorage | S3Storage) -> dict[str, str]:
+    """Environment variables that make a `lomaya` subprocess use the same media backend."""
+    if isinstance(store, LocalStorage):
+        return {"MEDIA_BACKEND": "local", "DATA_DIR": str(store.root.parent)}
+    config = store.config
+    return {
+        "MEDIA_BACKEND": "s3",
+        "S3_ENDPOINT_URL": config.endpoint_url,
+        "S3_BUCKET": config.bucket,
+        "S3_REGION": config.region,
+        "S3_ACCESS_KEY_ID": config.access_key_id,
+        "S3_SECRET_ACCESS_KEY": config.secret_access_key,
+        "S3_PREFIX": config.prefix,
+    }

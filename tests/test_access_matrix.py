@@ -35,6 +35,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/telegram/webhook"): PUBLIC,
     ("GET", "/telegram/registration"): PUBLIC,
     ("POST", "/telegram/registration"): PUBLIC,
+    ("GET", "/telegram/consent/{version}"): PUBLIC,  # the consent texts: no personal data
     ("GET", "/telegram/progress"): PUBLIC,
     ("POST", "/telegram/progress"): PUBLIC,
     # task pictures are the same for every child; report photos are never served here
@@ -166,6 +167,7 @@ def world(db, admin):
         "ext": "csv",
         "secret": secret,
         "key": stored.thumb_key,
+        "version": "2026-2",
     }
 
 

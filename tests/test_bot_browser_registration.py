@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from app import clock
-from app.models import Application, Participant, ShiftStatus
+from app.models import Application, Consent, ConsentGiver, Participant, ShiftStatus
 from tests import factories
 from tests.bot_support import init_data
 from tests.conftest import LiveServer
@@ -54,6 +54,14 @@ def test_prefill_error_next_to_field_then_success(db, page, bot_server, noon):
     page.fill("#f-city", "Moscow")
     page.check("#f-consent")
     page.click("button[type=submit]")
+    who = page.locator("#e-consent_by")  # who gives consent is asked, never assumed
+    who.wait_for(state="visible")
+    assert "родитель или сам участник" in who.inner_text()
+    page.click("text=Прочитать текст согласия")
+    assert page.locator("#consent-text").get_attribute("open") is not None
+    assert page.locator("#consent-text").inner_text().count("Ваши права") == 1
+    page.check("input[name=consent_by][value=participant]")
+    page.click("button[type=submit]")
     error = page.locator("#e-city")
     error.wait_for(state="visible")
     assert "Русскими буквами" in error.inner_text()
@@ -65,6 +73,8 @@ def test_prefill_error_next_to_field_then_success(db, page, bot_server, noon):
     db.expire_all()
     p = db.exec(select(Participant).where(Participant.telegram_id == UID)).one()
     assert p.city == "Ростов-на-Дону"
+    given = db.exec(select(Consent).where(Consent.participant_id == p.id)).one()
+    assert given.given_by == ConsentGiver.participant
     assert db.exec(select(Application).where(Application.participant_id == p.id)).one()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import pytest
@@ -35,16 +36,20 @@ def _answers(db) -> list[str]:
     return [r.kind for r in rows]
 
 
-def test_photo_goes_to_review_and_the_child_is_told(db, bot_client, fake_tg, member):
+def test_photo_goes_to_review_and_the_child_is_told(store, db, bot_client, fake_tg, member):
     report = _report(db, member)
     uid = _tg(db, member)
-    r = post_update(bot_client, photo_update(fake_tg, uid, factories.jpeg_bytes(seed=1)))
+    data = factories.jpeg_bytes(seed=1)
+    r = post_update(bot_client, photo_update(fake_tg, uid, data))
     assert r.status_code == 200 and r.json()["result"] == "processed"
     db.expire_all()
     report = db.get(Report, report.id)
     assert report.status == ReportStatus.reviewing
     assert report.photo_count == 1 and report.submitted_at is not None
     photo = db.exec(select(ReportPhoto).where(ReportPhoto.report_id == report.id)).one()
+    # the photo and its thumbnail are in the configured storage (the folder or the bucket)
+    assert sorted(store.keys()) == sorted([photo.storage_key, photo.thumb_key])
+    assert hashlib.sha256(store.get(photo.storage_key)).hexdigest() == photo.sha256
     assert photo.sha256 and photo.phash is not None and photo.flags_checked
     assert photo.telegram_file_unique_id.startswith("uniq-") and photo.flag is None
     # the largest size was downloaded, not the thumbnail
@@ -143,7 +148,25 @@ def test_png_document_counts_as_a_photo(db, bot_client, fake_tg, member):
     assert db.get(Report, report.id).status == ReportStatus.reviewing
 
 
-def test_fake_image_document_is_refused_and_nothing_written(db, bot_client, fake_tg, member):
+def test_a_failure_after_storing_leaves_no_object(
+    store, db, bot_client, fake_tg, member, monkeypatch
+):
+    from app import duplicates
+
+    report = _report(db, member)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the duplicate check broke")
+
+    monkeypatch.setattr(duplicates, "find_flag", broken)
+    update = photo_update(fake_tg, _tg(db, member), factories.jpeg_bytes(seed=8))
+    assert post_update(bot_client, update).json()["result"] == "failed"
+    db.expire_all()
+    assert db.get(Report, report.id).photo_count == 0
+    assert list(store.keys()) == []
+
+
+def test_fake_image_document_is_refused_and_nothing_written(store, db, bot_client, fake_tg, member):
     report = _report(db, member)
     post_update(
         bot_client, document_update(fake_tg, _tg(db, member), b"not a jpeg at all", "image/jpeg")
@@ -152,6 +175,7 @@ def test_fake_image_document_is_refused_and_nothing_written(db, bot_client, fake
     assert db.get(Report, report.id).status == ReportStatus.waiting
     assert db.exec(select(ReportPhoto)).all() == []
     assert _answers(db) == ["photo_not_image"]
+    assert list(store.keys()) == []
 
 
 def test_download_failure_is_kind_and_writes_nothing(db, bot_client, fake_tg, member):
@@ -271,7 +295,7 @@ def test_no_task_and_not_member_answer_without_downloading(db, bot_client, fake_
     ],
 )
 def test_report_changed_while_the_photo_downloaded_gets_an_answer_from_the_new_state(
-    db, member, new_status, answer
+    store, db, member, new_status, answer
 ):
     """The report changes between reading it and accepting the photo (the family skipped the day
     in another update, or another photo won): nothing is written, no file is left, the family hears

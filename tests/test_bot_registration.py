@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import date, timedelta
 
 import pytest
 from sqlmodel import select
 
-from app import clock, registration, webapp
+from app import clock, consent, registration, webapp
 from app.errors import InitDataError
 from app.models import (
     Application,
     ApplicationStatus,
+    Consent,
+    ConsentGiver,
     OutgoingMessage,
     Participant,
     ShiftStatus,
@@ -29,7 +32,9 @@ GOOD = {
     "date_of_birth": "2014-03-08",
     "city": "Ростов-на-Дону",
     "phone": "8 (912) 345-67-89",
+    "consent_by": "parent",
     "consent": "on",
+    "consent_version": consent.CURRENT_VERSION,
 }
 
 
@@ -62,7 +67,13 @@ def test_happy_path_registers_and_the_bot_confirms(db, bot_client, fake_tg, prep
     p = db.exec(select(Participant).where(Participant.telegram_id == UID)).one()
     assert (p.name, p.surname, p.city) == ("Анна-Мария", "Иванова", "Ростов-на-Дону")
     assert p.phone == "+7 912 345-67-89" and p.date_of_birth == date(2014, 3, 8)
-    assert p.consent_at is not None and p.consent_version == registration.CONSENT_VERSION
+    assert p.consent_at is not None and p.consent_version == consent.CURRENT_VERSION
+    given = db.exec(select(Consent).where(Consent.participant_id == p.id)).one()
+    assert (given.given_by, given.version, given.given_at) == (
+        ConsentGiver.parent,
+        consent.CURRENT_VERSION,
+        p.consent_at,
+    )
     req = db.exec(select(Application).where(Application.participant_id == p.id)).one()
     assert req.status == ApplicationStatus.pending and req.shift_id == preparing.id
     assert deliver() == 1
@@ -88,6 +99,9 @@ def test_happy_path_registers_and_the_bot_confirms(db, bot_client, fake_tg, prep
         ("phone", "+1 202 555 0143", "мобильный"),
         ("phone", "12345", "мобильный"),
         ("consent", "", "согласия"),
+        ("consent_by", "", "кто заполняет"),
+        ("consent_by", "grandma", "кто заполняет"),
+        ("consent_version", "2026-1", "текст согласия обновился"),
     ],
 )
 def test_each_bad_field_gets_a_russian_error_and_nothing_is_written(
@@ -96,9 +110,41 @@ def test_each_bad_field_gets_a_russian_error_and_nothing_is_written(
     fields = dict(GOOD, **{field: value})
     response = _post(bot_client, fields)
     assert response.status_code == 422
-    assert fragment.lower() in response.json()["errors"][field].lower()
+    error_field = "consent" if field == "consent_version" else field
+    assert fragment.lower() in response.json()["errors"][error_field].lower()
     assert db.exec(select(Participant)).all() == []
     assert db.exec(select(OutgoingMessage)).all() == []
+
+
+def test_form_shows_the_full_consent_text_and_asks_who_gives_it(bot_client):
+    page = bot_client.get("/telegram/registration").text
+    assert "Кто заполняет анкету и даёт согласие?" in page
+    assert 'name="consent_by" value="parent"' in page
+    assert 'name="consent_by" value="participant"' in page
+    assert "Согласие на обработку персональных данных" in page  # the text itself, in <details>
+    assert "Ваши права" in page
+    assert f'name="consent_version" value="{consent.CURRENT_VERSION}"' in page
+
+
+def test_every_consent_is_kept_with_who_and_which_text(db, bot_client, preparing):
+    assert _post(bot_client).json()["ok"]
+    clock.set_now(clock.now() + timedelta(hours=1))
+    assert _post(bot_client, dict(GOOD, consent_by="participant")).json()["ok"]
+    p = db.exec(select(Participant).where(Participant.telegram_id == UID)).one()
+    kept = db.exec(select(Consent).where(Consent.participant_id == p.id).order_by(Consent.id)).all()
+    assert [c.given_by for c in kept] == [ConsentGiver.parent, ConsentGiver.participant]
+    assert kept[1].given_at - kept[0].given_at == timedelta(hours=1)
+    db.refresh(p)
+    assert p.consent_at == kept[1].given_at  # the one in force is the latest
+
+
+def test_every_consent_version_has_its_text(bot_client):
+    assert consent.template_name(consent.CURRENT_VERSION)
+    for version in ("2026-1", consent.CURRENT_VERSION):
+        page = bot_client.get(f"/telegram/consent/{version}")
+        assert page.status_code == 200 and f"Версия текста {version}" in page.text
+    assert bot_client.get("/telegram/consent/1999-1").status_code == 404
+    assert bot_client.get("/telegram/consent/..%2f..%2fbase").status_code == 404
 
 
 def test_too_young(db, bot_client, preparing):
@@ -113,6 +159,7 @@ def test_errors_render_next_to_fields_without_javascript(db, bot_client, prepari
     assert 'id="e-city" data-error-for="city">Русскими буквами' in response.text
     assert 'aria-invalid="true"' in response.text
     assert 'value="Moscow"' in response.text  # what was typed is kept
+    assert re.search(r'value="parent"[^>]*checked', response.text)  # the choice is kept too
 
 
 @pytest.mark.parametrize("case", ["missing", "forged", "other_token", "expired", "future"])

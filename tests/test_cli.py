@@ -10,7 +10,7 @@ from sqlmodel import select
 from app import accounts, cli
 from app.models import Staff, StaffRole
 
-COMMANDS = ["serve", "demo", "migrate", "seed", "create-admin", "health"]
+COMMANDS = ["serve", "demo", "migrate", "seed", "create-admin", "health", "media"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

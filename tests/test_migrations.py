@@ -37,3 +37,30 @@ def test_upgrade_downgrade_upgrade_and_no_drift(database_url, tmp_path, settings
     migrate.upgrade(engine)
     assert "report" in sa.inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_existing_consents_become_consent_records(database_url, tmp_path, settings):
+    """0008: each participant's stored consent (time, version) becomes a consent row whose giver is
+    unknown (the old form did not ask); participants without one get none."""
+    engine = _fresh_engine(database_url, tmp_path)
+    migrate.upgrade(engine, "d0d0d0c0a006")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO participant (id, telegram_id, name, surname, city, is_bot_blocked, "
+                "is_test, consent_at, consent_version, created_at, updated_at) VALUES "
+                "(1, 11, 'Маша', 'Иванова', 'Уфа', false, false, '2026-11-01 10:00:00', "
+                "'2026-1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP), "
+                "(2, 12, 'Петя', 'Петров', 'Уфа', false, false, NULL, NULL, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT participant_id, given_by, version FROM consent")).all()
+    assert [tuple(r) for r in rows] == [(1, None, "2026-1")]
+    migrate.downgrade(engine, "d0d0d0c0a006")
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT consent_version FROM participant WHERE id = 1"))
+        assert kept.scalar() == "2026-1"
+    engine.dispose()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import timedelta
 
 from sqlmodel import select
 
-from app import participants, storage
+from app import clock, consent, participants, storage
 from app.models import (
     ApplicationStatus,
     AuditEvent,
+    ConsentGiver,
+    MediaDeletion,
     Member,
     MemberStatus,
     OutgoingMessage,
@@ -19,6 +22,8 @@ from app.models import (
     Report,
     ReportPhoto,
     ReportStatus,
+    TelegramUpdate,
+    UpdateStatus,
 )
 from tests import factories
 from tests.conftest import csrf_token
@@ -79,7 +84,10 @@ def test_pages_of_fifty(expert_client, db):
 
 def test_participant_page_shows_consent_requests_and_memberships(expert_client, db):
     shift = factories.make_shift(db, days=5)
-    p = factories.make_participant(db, name="Оля", consent_version="2")
+    p = factories.make_participant(db, name="Оля")
+    consent.record(db, p, ConsentGiver.parent, clock.now() - timedelta(days=30), "2026-1")
+    consent.record(db, p, ConsentGiver.participant, clock.now())
+    db.commit()
     req = factories.make_application(db, p, shift, ApplicationStatus.declined)
     req.decline_reason = "Фото нечёткое"
     db.add(req)
@@ -87,7 +95,11 @@ def test_participant_page_shows_consent_requests_and_memberships(expert_client, 
     member = factories.make_member(db, shift, p)
     factories.make_report(db, member, day=1, status=ReportStatus.approved)
     page = expert_client.get(f"/participants/{p.id}")
-    assert "версия 2" in page.text and "Фото нечёткое" in page.text
+    assert "Фото нечёткое" in page.text
+    # every consent: who gave it and a link to the very text they agreed to
+    assert "родитель или законный представитель" in page.text and "сам участник" in page.text
+    assert '<a href="/telegram/consent/2026-1">' in page.text
+    assert f'<a href="/telegram/consent/{consent.CURRENT_VERSION}">' in page.text
     assert f"/members/{member.id}" in page.text and "1 ломбарьерчик" in page.text
     assert "Удалить данные" not in page.text  # experts only look
     assert expert_client.get("/participants/999999").status_code == 404
@@ -143,28 +155,39 @@ def test_mark_test_participant(admin_client, db):
     assert db.get(Participant, p.id).is_test
 
 
-def test_export_has_json_and_photos(admin_client, db):
+def test_export_has_json_and_photos(store, admin_client, db):
     shift = factories.make_shift(db, days=4)
     p = factories.make_participant(db, name="Лена")
+    consent.record(db, p, ConsentGiver.parent, clock.now())
+    db.commit()
     member = factories.make_member(db, shift, p)
-    factories.make_report(db, member, day=1, status=ReportStatus.declined, photos=2)
+    report = factories.make_report(db, member, day=1, status=ReportStatus.declined, photos=2)
     response = admin_client.get(f"/participants/{p.id}/export")
     assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
     assert "Лена" not in response.headers["content-disposition"]
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     data = json.loads(archive.read("data.json"))
     assert data["participant"]["name"] == "Лена"
+    assert [(c["given_by"], c["version"]) for c in data["consents"]] == [
+        ("parent", consent.CURRENT_VERSION)
+    ]
     photos = data["memberships"][0]["reports"][0]["photos"]
-    assert len(photos) == 2 and all(archive.read(name)[:2] == b"\xff\xd8" for name in photos)
+    stored = db.exec(
+        select(ReportPhoto.storage_key)
+        .where(ReportPhoto.report_id == report.id)
+        .order_by(ReportPhoto.attempt)
+    ).all()
+    # the very bytes kept in the storage (the folder or the bucket)
+    assert [archive.read(name) for name in photos] == [store.get(key) for key in stored]
 
 
-def test_delete_needs_confirmation_and_keeps_anonymous_statistics(admin_client, db):
+def test_delete_needs_confirmation_and_keeps_anonymous_statistics(store, admin_client, db):
     shift = factories.make_shift(db, days=4)
     p = factories.make_participant(db, name="Вика", surname="Смирнова")
     member = factories.make_member(db, shift, p)
     report = factories.make_report(db, member, day=1, status=ReportStatus.approved)
     photo = db.exec(select(ReportPhoto).where(ReportPhoto.report_id == report.id)).one()
-    key = photo.storage_key
+    key, thumb = photo.storage_key, photo.thumb_key
     db.add(
         OutgoingMessage(
             dedupe_key="x",
@@ -201,7 +224,9 @@ def test_delete_needs_confirmation_and_keeps_anonymous_statistics(admin_client, 
         "",
     )
     assert gone.deleted_at is not None
-    assert not storage.exists(key)
+    assert not store.exists(key) and not store.exists(thumb)
+    assert list(store.keys()) == []  # nothing of theirs is left in the storage
+    assert db.exec(select(MediaDeletion)).all() == []  # the queue is done
     assert db.get(Report, report.id).status == ReportStatus.approved  # statistics stay
     assert db.exec(select(OutgoingMessage)).all() == []
     assert "Вика" not in admin_client.get("/participants").text
@@ -213,3 +238,45 @@ def test_phone_fragments_become_formatted_patterns():
     assert participants.phone_patterns("89123456789") == ["7 912 345-67-89"]
     assert participants.phone_patterns("9123456789") == ["912 345-67-89"]
     assert "45-67" in participants.phone_patterns("4567")
+
+
+def test_delete_removes_their_stored_updates_and_every_message_to_their_chat(db):
+    p = factories.make_participant(db, name="Вика")
+    other = factories.make_participant(db, name="Петя")
+    tid = p.telegram_id
+
+    def update(update_id, status, payload):
+        db.add(TelegramUpdate(update_id=update_id, status=status, payload=payload))
+
+    message = {"message_id": 1, "chat": {"id": tid}, "from": {"id": tid}, "text": "Я Вика"}
+    update(1, UpdateStatus.failed, {"update_id": 1, "message": message})
+    update(2, UpdateStatus.failed, {"update_id": 2, "callback_query": {"from": {"id": tid}}})
+    update(
+        3,
+        UpdateStatus.failed,
+        {"update_id": 3, "my_chat_member": {"new_chat_member": {"user": {"id": tid}}}},
+    )
+    update(
+        4,
+        UpdateStatus.failed,
+        {"update_id": 4, "message": {"from": {"id": other.telegram_id}, "text": f"id {tid}"}},
+    )
+    update(5, UpdateStatus.processed, {})
+    for n, (participant_id, chat_id) in enumerate(
+        [(p.id, tid), (None, tid), (other.id, other.telegram_id)]
+    ):
+        db.add(
+            OutgoingMessage(
+                dedupe_key=f"m{n}",
+                chat_id=chat_id,
+                participant_id=participant_id,
+                kind="t",
+                payload={"text": "Вика"},
+            )
+        )
+    db.commit()
+    participants.delete_participant(db, None, p)
+    db.commit()
+    db.expire_all()
+    assert sorted(db.exec(select(TelegramUpdate.update_id)).all()) == [4, 5]
+    assert [m.chat_id for m in db.exec(select(OutgoingMessage)).all()] == [other.telegram_id]

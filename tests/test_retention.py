@@ -1,4 +1,5 @@
-"""Photos of long-finished shifts are deleted (files and rows); everything else stays."""
+"""Photos of long-finished shifts are deleted (objects and rows, on the folder and on S3);
+everything else stays."""
 
 from datetime import datetime, timedelta
 
@@ -14,7 +15,7 @@ def _photo_files(db, report):
     return [k for p in photos for k in (p.storage_key, p.thumb_key)]
 
 
-def test_old_finished_shift_photos_are_deleted_once_a_day(db, settings):
+def test_old_finished_shift_photos_are_deleted_once_a_day(store, db, settings):
     today = clock.local_today()
     old = factories.make_shift(
         db, status=ShiftStatus.finished, start=today - timedelta(days=500), days=30
@@ -36,6 +37,8 @@ def test_old_finished_shift_photos_are_deleted_once_a_day(db, settings):
     now = datetime.combine(today, datetime.min.time(), tzinfo=settings.tz) + timedelta(hours=12)
     assert scheduler.purge_expired_photos(now) == 2
     assert scheduler.purge_expired_photos(now) == 0  # once a day
+    assert all(storage.exists(key) for key in old_files)  # queued with the rows…
+    scheduler.tick(now)  # …and removed by the worker's next tick
     db.expire_all()
     assert not any(storage.exists(key) for key in old_files)
     assert db.exec(select(ReportPhoto).where(ReportPhoto.report_id == old_report.id)).all() == []

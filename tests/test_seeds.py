@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, select
 
 import app.settings as settings_module
-from app import clock
+from app import clock, consent
 from app.accounts import verify_password
 from app.db import make_engine, session_scope
 from app.images import hamming, perceptual_hashes
@@ -33,6 +33,8 @@ from app.migrate import upgrade
 from app.models import (
     Application,
     ApplicationStatus,
+    Consent,
+    ConsentGiver,
     Member,
     MemberStatus,
     Participant,
@@ -171,6 +173,11 @@ def _check_participants(session: Session) -> None:
         assert person.date_of_birth and (today - person.date_of_birth).days >= 3 * 365
         assert person.consent_at and person.consent_version
         assert person.consent_at <= clock.now()
+    given = {c.participant_id: c for c in session.exec(select(Consent)).all()}
+    assert set(given) == {p.id for p in people}  # one consent each, matching the one in force
+    assert all(given[p.id].given_at == p.consent_at for p in people)
+    assert {c.given_by for c in given.values()} == set(ConsentGiver)
+    assert all(consent.template_name(c.version) for c in given.values())
     assert len({p.phone for p in people}) == len({p.telegram_id for p in people}) == len(people)
     assert any(p.is_test for p in people)
 

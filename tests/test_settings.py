@@ -56,6 +56,10 @@ def test_database_url_wins_over_seed_variables():
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"TELEGRAM_WEBHOOK_SECRET": "bad secret!"}, "TELEGRAM_WEBHOOK_SECRET"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"MEDIA_BACKEND": "ftp"}, "MEDIA_BACKEND"),
+        ({"S3_ENDPOINT_URL": "ftp://store"}, "S3_ENDPOINT_URL"),
+        ({"S3_BUCKET": "Photos_Of_Kids"}, "S3_BUCKET"),
+        ({"S3_PREFIX": "media/../other"}, "S3_PREFIX"),
     ],
 )
 def test_bad_value_names_the_variable(env, variable):
@@ -107,7 +111,7 @@ def test_env_example_lists_every_setting():
 
     root = Path(__file__).resolve().parent.parent
     read = variable_names()
-    listed = set(re.findall(r"^([A-Z_]+)=", (root / ".env.example").read_text(), re.M))
+    listed = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", (root / ".env.example").read_text(), re.M))
     assert read - listed == set(), "add these to .env.example"
     assert listed - read == set(), ".env.example lists settings nobody reads"
 
@@ -132,3 +136,35 @@ def test_asgi_entry_point_stops_with_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "Ошибка настройки: SEND_NEW_TASK_HOUR: ожидается число от 0 до 23, а не 25"
     ]
+
+
+S3 = {
+    "MEDIA_BACKEND": "s3",
+    "S3_ENDPOINT_URL": "https://storage.example.org",
+    "S3_BUCKET": "lomaya-media",
+    "S3_REGION": "ru-central1",
+    "S3_ACCESS_KEY_ID": "AKIDEXAMPLE",
+    "S3_SECRET_ACCESS_KEY": "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY",
+}
+
+
+def test_media_backend_defaults_to_the_folder_and_s3_settings_are_read(tmp_path):
+    assert load(DATA_DIR=str(tmp_path)).media_backend == "local"
+    settings = load(**S3, S3_PREFIX="/prod/photos/")
+    assert (settings.media_backend, settings.s3_bucket, settings.s3_prefix) == (
+        "s3",
+        "lomaya-media",
+        "prod/photos",
+    )
+    assert S3["S3_SECRET_ACCESS_KEY"] not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "missing",
+    ["S3_ENDPOINT_URL", "S3_BUCKET", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"],
+)
+def test_s3_backend_without_a_setting_names_it(missing):
+    with pytest.raises(SettingsError) as error:
+        load(**{**S3, missing: ""})
+    assert str(error.value).startswith(missing + ":") and "\n" not in str(error.value)
+    load(**{**S3, "MEDIA_BACKEND": "local", missing: ""})  # not needed on the folder

@@ -7,7 +7,6 @@ prove that `set_backend` installs the backend the rest of the app uses.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,25 +15,12 @@ import requests
 
 from app import images, storage
 from app.errors import MissingObject
+from app.settings import load_settings
 from app.storage import LocalStorage, S3Config, S3Storage
 from tests import factories
 from tests.s3_support import free_ports
 
 BAD_KEYS = ["", "/etc/passwd", "../secret", "reports/../../x", "a//b", "a\\b", "a\x00b", ".", "a/."]
-
-
-@pytest.fixture
-def local_storage(tmp_path: Path) -> Iterator[LocalStorage]:
-    store = LocalStorage(tmp_path / "media")
-    previous = storage.set_backend(store)
-    yield store
-    storage.set_backend(previous)
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest) -> LocalStorage | S3Storage:
-    """Each backend in turn, installed as the app's media backend."""
-    return request.getfixturevalue(f"{request.param}_storage")
 
 
 def test_put_then_get_returns_the_same_bytes(store):
@@ -221,7 +207,12 @@ def test_photos_are_served_from_s3_only_to_logged_in_staff(s3_storage, client, a
 
 def test_health_endpoint_checks_the_s3_bucket(s3_storage, client):
     body = client.get("/health").json()
-    assert body["storage"] == {"ok": True, "backend": "s3"}
+    assert body["storage"] == {
+        "ok": True,
+        "backend": "s3",
+        "pending_deletions": 0,
+        "failing_deletions": 0,
+    }
 
 
 def test_health_endpoint_is_503_when_the_s3_credentials_are_wrong(s3_server, client):
@@ -234,3 +225,116 @@ def test_health_endpoint_is_503_when_the_s3_credentials_are_wrong(s3_server, cli
     assert response.status_code == 503
     assert response.json()["storage"]["ok"] is False
     assert s3_server.secret_access_key not in response.text
+
+
+# --- the configured backend: settings, start-up check, health -----------------------------------
+
+
+def _s3_environ(config: S3Config) -> dict[str, str]:
+    return {
+        "MEDIA_BACKEND": "s3",
+        "S3_ENDPOINT_URL": config.endpoint_url,
+        "S3_BUCKET": config.bucket,
+        "S3_REGION": config.region,
+        "S3_ACCESS_KEY_ID": config.access_key_id,
+        "S3_SECRET_ACCESS_KEY": config.secret_access_key,
+    }
+
+
+def test_the_backend_is_built_from_the_settings(settings, s3_server):
+    from app.settings import set_settings
+
+    assert isinstance(storage.backend(), LocalStorage)
+    assert storage.backend().root == settings.media_dir
+    env = {"SECRET_KEY": "s" * 32, "DATA_DIR": str(settings.data_dir), **_s3_environ(s3_server)}
+    s3_settings = set_settings(load_settings({**env, "S3_PREFIX": "p1"}, env_file=None))
+    store = storage.backend()
+    assert isinstance(store, S3Storage) and store.prefix == "p1/"
+    assert storage.backend() is store  # built once per settings
+    assert storage.start() == {"ok": True, "backend": "s3"}
+    set_settings(s3_settings.with_overrides(media_backend="local"))
+    assert isinstance(storage.backend(), LocalStorage)
+
+
+@pytest.mark.parametrize(
+    ("change", "variable"),
+    [
+        ({"secret_access_key": "not-the-secret-0123456789"}, "S3_SECRET_ACCESS_KEY"),
+        ({"access_key_id": "NOBODY0123456789"}, "S3_ACCESS_KEY_ID"),
+        ({"bucket": "no-such-bucket"}, "S3_BUCKET"),
+    ],
+)
+def test_start_stops_on_a_rejected_s3_setting_naming_it(s3_server, change, variable):
+    from app.settings import SettingsError
+
+    previous = storage.set_backend(S3Storage(replace(s3_server, **change)))
+    try:
+        with pytest.raises(SettingsError) as error:
+            storage.start()
+    finally:
+        storage.set_backend(previous)
+    assert str(error.value).startswith(variable + ":")
+    assert s3_server.secret_access_key not in str(error.value)
+
+
+def test_start_stops_when_the_media_folder_cannot_be_written(tmp_path):
+    from app.settings import SettingsError
+
+    (tmp_path / "data").write_text("a file where the folder should be")
+    previous = storage.set_backend(LocalStorage(tmp_path / "data" / "media"))
+    try:
+        with pytest.raises(SettingsError, match=r"^DATA_DIR: "):
+            storage.start()
+    finally:
+        storage.set_backend(previous)
+
+
+def test_an_unreachable_store_at_start_is_reported_by_health_until_it_answers(s3_server, caplog):
+    down = S3Storage(replace(s3_server, endpoint_url=f"http://127.0.0.1:{_closed_port()}"))
+    up = S3Storage(s3_server)
+    previous = storage.set_backend(down)
+    try:
+        state = storage.start()  # logged, not fatal: the store may come back
+        assert state["ok"] is False and state["error"] == "EndpointConnectionError"
+        assert "S3_ENDPOINT_URL" in caplog.text
+        probes: list[str] = []
+        original = up.probe
+        up.probe = lambda: probes.append("probe") or original()  # type: ignore[method-assign]
+        storage._installed = up  # the same process, the store answering again
+        assert storage.health() == {"ok": True, "backend": "s3"}
+        assert probes == ["probe"]  # a real write while the start-up failure stood
+        assert storage.health() == {"ok": True, "backend": "s3"}
+        assert probes == ["probe"]  # then the cheap check again
+    finally:
+        storage.set_backend(previous)
+
+
+def _cli(args: list[str], env: dict[str, str], cwd: Path):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SECRET_KEY": "s" * 32, "DATA_DIR": str(cwd), **env},
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_processes_stop_with_one_line_on_a_wrong_s3_secret(s3_server, tmp_path, database_url):
+    env = {
+        **_s3_environ(s3_server),
+        "S3_SECRET_ACCESS_KEY": "not-the-secret-0123456789",
+        "DATABASE_URL": database_url,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    for args in (["app.cli", "worker"], ["app.asgi"]):
+        result = _cli(args, env, tmp_path)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            "Ошибка настройки: S3_SECRET_ACCESS_KEY: секретный ключ не подходит к S3_ACCESS_KEY_ID"
+        ), result.stderr
+        assert "not-the-secret" not in result.stderr

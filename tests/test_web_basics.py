@@ -29,16 +29,21 @@ def test_htmx_requests_pass_with_the_header(admin_client):
     assert response.status_code == 403
 
 
-def test_photos_are_served_only_to_logged_in_staff(client, admin, settings):
+def test_photos_are_served_only_to_logged_in_staff(store, client, admin, settings):
     stored = images.store_image(factories.jpeg_bytes(seed=1))
-    assert client.get(f"/media/{stored.key}", follow_redirects=False).status_code == 303
+    for key in (stored.key, stored.thumb_key):
+        anonymous = client.get(f"/media/{key}", follow_redirects=False)
+        assert anonymous.status_code == 303 and not anonymous.content.startswith(b"\xff\xd8")
     from tests.conftest import login
 
     login(client, admin)
-    response = client.get(f"/media/{stored.thumb_key}")
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "image/jpeg"
-    assert response.headers["cache-control"] == "private, no-store"
+    for key in (stored.key, stored.thumb_key):
+        response = client.get(f"/media/{key}")
+        assert response.status_code == 200
+        assert response.content == store.get(key)
+        assert response.headers["content-type"] == "image/jpeg"
+        assert response.headers["cache-control"] == "private, no-store"
+    assert client.get("/media/reports/ab/none.jpg").status_code == 404
 
 
 def test_media_route_never_leaves_the_media_folder(admin_client, settings):

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from app import images, progress, registration, storage, text, webapp
+from app import consent, images, progress, registration, storage, text, webapp
 from app.bot import handlers, updates
 from app.db import session_scope
 from app.errors import InitDataError, MissingObject
@@ -82,11 +82,37 @@ def _form_values(form) -> dict[str, str]:
     return {key: str(form.get(key, "") or "") for key in registration.FIELDS}
 
 
+def _form_page(request: Request, status: int = 200, **context: object) -> Response:
+    """The registration form, with the full text of the consent in force."""
+    return templates.TemplateResponse(
+        request,
+        "registration/form.html",
+        {
+            "values": {},
+            "errors": {},
+            "message": "",
+            "consent_version": consent.CURRENT_VERSION,
+            "consent_text": consent.template_name(consent.CURRENT_VERSION),
+            **context,
+        },
+        status_code=status,
+    )
+
+
+async def consent_text(request: Request) -> Response:
+    """A version of the consent text on its own page (public: it holds no personal data)."""
+    version = request.path_params["version"]
+    name = consent.template_name(version)
+    if name is None:
+        return Response("Такой версии текста согласия нет.", status_code=404)
+    return templates.TemplateResponse(
+        request, "registration/consent_page.html", {"version": version, "consent_text": name}
+    )
+
+
 async def registration_page(request: Request) -> Response:
     if request.method == "GET":
-        return templates.TemplateResponse(
-            request, "registration/form.html", {"values": {}, "errors": {}, "message": ""}
-        )
+        return _form_page(request)
     form = await request.form()
     wants_json = "application/json" in request.headers.get("accept", "")
     init_data = str(form.get("init_data", "") or "")
@@ -99,11 +125,8 @@ async def registration_page(request: Request) -> Response:
                 {"ok": ok, "message": message, "errors": errors or {}, "values": data or {}},
                 status_code=status,
             )
-        return templates.TemplateResponse(
-            request,
-            "registration/form.html",
-            {"values": values, "errors": errors or {}, "message": message, "done": ok},
-            status_code=status,
+        return _form_page(
+            request, status, values=values, errors=errors or {}, message=message, done=ok
         )
 
     try:

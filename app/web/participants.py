@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from app import participants, pauses, storage
+from app import consent, media, participants, pauses
 from app.errors import FormErrors
 from app.members import balance
 from app.models import Member, Participant, Shift, Staff, StaffRole
@@ -74,6 +74,8 @@ def participant_detail(request: Request, session: Session, actor: Staff) -> Resp
         {
             "p": participant,
             "history": participants.history(session, participant.id),  # type: ignore[arg-type]
+            "consents": consent.history(session, participant.id),  # type: ignore[arg-type]
+            "givers": consent.GIVERS,
             "notice": request.query_params.get("done"),
         },
     )
@@ -127,7 +129,7 @@ def participant_delete(request: Request, session: Session, actor: Staff) -> Resp
                 return RedirectResponse(
                     "/participants?deleted=1",
                     303,
-                    background=BackgroundTask(storage.delete, *keys),
+                    background=BackgroundTask(media.purge, keys),
                 )
     return render(
         request,

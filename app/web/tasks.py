@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from app import storage, tasks
+from app import media, tasks
 from app.errors import FormErrors
 from app.models import Staff, Task
 from app.web.common import admin_view, form, get_or_404, is_htmx, render
@@ -116,7 +116,8 @@ def task_delete(request: Request, session: Session, actor: Staff) -> Response:
     except FormErrors as exc:
         rows = [_view(r) for r in tasks.catalogue(session)]
         return render(request, "tasks/list.html", {"rows": rows, "error": exc.errors[""]}, 409)
-    # Files go only after the transaction commits (the response's background task runs later).
+    # The picture is queued for deletion with the row; removed once the transaction has committed
+    # (the response's background task runs later), or by the worker if this process stops first.
     return RedirectResponse(
-        "/tasks?done=deleted", 303, background=BackgroundTask(storage.delete, *keys)
+        "/tasks?done=deleted", 303, background=BackgroundTask(media.purge, keys)
     )

@@ -12,11 +12,13 @@
   function showErrors(errors) {
     form.querySelectorAll("[data-error-for]").forEach(function (p) {
       var name = p.getAttribute("data-error-for");
-      var input = form.querySelector('[name="' + name + '"]');
       var text = (errors && errors[name]) || "";
       p.textContent = text;
       p.parentElement.classList.toggle("reg-field--error", !!text);
-      if (input) { if (text) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid"); }
+      // A radio group has several inputs with the name: mark them all.
+      form.querySelectorAll('[name="' + name + '"]').forEach(function (input) {
+        if (text) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+      });
     });
     var first = form.querySelector('[aria-invalid="true"]');
     if (first) first.focus();
@@ -41,6 +43,16 @@
     }).catch(function () {});
   }
 
+  // "текст согласия" in the checkbox's label opens the text above instead of ticking the box.
+  var consentLink = form.querySelector("[data-open-consent]");
+  if (consentLink) consentLink.addEventListener("click", function (event) {
+    event.preventDefault();
+    var text = document.getElementById("consent-text");
+    text.open = true;
+    text.querySelector("summary").focus();
+    text.scrollIntoView({ block: "start" });
+  });
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var button = form.querySelector("button[type=submit]");
@@ -49,7 +61,10 @@
     ["name", "surname", "date_of_birth", "city", "phone"].forEach(function (k) {
       fields[k] = form.elements[k].value;
     });
+    var giver = form.querySelector('input[name="consent_by"]:checked');
+    fields.consent_by = giver ? giver.value : "";
     fields.consent = form.elements.consent.checked ? "on" : "";
+    fields.consent_version = form.elements.consent_version.value;
     post(fields).then(function (data) {
       showErrors(data.errors || {});
       box.textContent = data.message || "";
