@@ -1,8 +1,8 @@
 """The ASGI entry point for uvicorn and other servers: `uvicorn app.asgi:app`."""
 
-import logging
 import sys
 
+from app import logs
 from app.main import create_app
 from app.settings import SettingsError, get_settings
 
@@ -11,7 +11,5 @@ try:
 except SettingsError as exc:
     # One clear line naming the variable, not a traceback.
     sys.exit(f"Ошибка настройки: {exc}")
-logging.basicConfig(
-    level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-)
+logs.configure(settings)
 app = create_app(settings)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app import logs
 from app.settings import Settings, SettingsError, load_settings, set_settings
 
 log = logging.getLogger("lomaya")
@@ -23,9 +24,7 @@ def _settings(args: argparse.Namespace, *, allow_generated_secret: bool = False)
         settings = load_settings(allow_generated_secret=allow_generated_secret)
     except SettingsError as exc:
         sys.exit(f"Ошибка настройки: {exc}")
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings)
     return set_settings(settings)
 
 
@@ -39,6 +38,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # app.logs configured logging (LOG_FORMAT) for uvicorn too
         proxy_headers=True,
         server_header=False,
     )
@@ -84,9 +84,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         settings = set_settings(load_settings(environ, env_file=None, allow_generated_secret=True))
     except SettingsError as exc:
         sys.exit(f"Ошибка настройки: {exc}")
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings)
     from app import migrate
     from app.db import session_scope
     from seeds.fill import fill

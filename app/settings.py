@@ -69,6 +69,7 @@ class Settings:
     smtp_from: str = "noreply@lomaya.local"
     smtp_tls: bool = False
     log_level: str = "INFO"
+    log_format: str = "text"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -164,6 +165,16 @@ def webhook_secret(name: str, raw: str) -> str:
     return value
 
 
+def one_of(*choices: str) -> Parser:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise SettingsError(f"{name}: ожидается {' или '.join(choices)}, а не {raw!r}")
+        return value
+
+    return parse
+
+
 def decline_reasons(name: str, raw: str) -> tuple[str, ...]:
     reasons = tuple(r.strip() for r in raw.split(";") if r.strip())
     if len(reasons) > 9:
@@ -211,6 +222,7 @@ VARIABLES = (
     Variable("SMTP_FROM", "smtp_from", "noreply@lomaya.local", text),
     Variable("SMTP_TLS", "smtp_tls", "false", boolean),
     Variable("LOG_LEVEL", "log_level", "INFO", lambda name, raw: raw.strip().upper() or "INFO"),
+    Variable("LOG_FORMAT", "log_format", "text", one_of("text", "json")),
 )
 COMBINED = (
     "DATABASE_URL",
