@@ -261,6 +261,11 @@ def cmd_bot(args: argparse.Namespace) -> None:
         allowed: Any = info.allowed_updates
         if allowed:
             print(f"Типы обновлений: {', '.join(str(u) for u in allowed)}")
+        if not settings.is_sqlite:
+            from app import locks
+            from app.db import get_engine
+
+            print(f"Отправляет сообщения: {locks.holder(get_engine(), 'sender') or 'никто'}")
     elif args.action == "replay":
         failed = updates.failed_updates()
         if args.update_id:

@@ -6,8 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app import outbox, storage
-from app.db import session_scope
+from app import locks, outbox, storage
+from app.db import get_engine, session_scope
 from app.settings import get_settings
 
 
@@ -22,6 +22,18 @@ def database_state() -> dict[str, Any]:
 
 def storage_state() -> dict[str, Any]:
     return storage.health()
+
+
+def _held(role: str) -> bool | None:
+    """Whether some process plays `role` (app.locks: the sender); None on SQLite
+    (no lock: each process plays it itself) or when that cannot be read. Which process it is
+    (host and pid) is for operators, not for this public page."""
+    try:
+        if get_settings().is_sqlite:
+            return None
+        return locks.holder(get_engine(), role) is not None
+    except Exception:
+        return None
 
 
 def bot_state() -> dict[str, Any]:
@@ -61,9 +73,10 @@ def scheduler_state() -> dict[str, Any]:
 def outbox_state() -> dict[str, Any]:
     try:
         with session_scope() as session:
-            return {"ok": True, **outbox.backlog(session)}
+            backlog = outbox.backlog(session)
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
+    return {"ok": True, **backlog, "sender": _held("sender")}
 
 
 def status() -> dict[str, Any]:
