@@ -45,7 +45,10 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    _serve(_settings(args), args.host, args.port)
+    settings = _settings(args)
+    if args.force:
+        settings = set_settings(settings.with_overrides(bot_force_polling=True))
+    _serve(settings, args.host, args.port)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -230,13 +233,16 @@ def cmd_bot(args: argparse.Namespace) -> None:
         outbox = sender.Sender(settings)
         thread = threading.Thread(target=outbox.run, args=(stop,), daemon=True)
         thread.start()
+        polled = True
         try:
-            polling.run_polling(settings, stop)
+            polled = polling.run_polling(settings, stop, force=args.force)
         except KeyboardInterrupt:
             pass
         finally:
             stop.set()
             thread.join(timeout=10)
+        if not polled:
+            sys.exit(1)  # a webhook is set: the line above said so
     elif args.action == "set-webhook":
         if not settings.application_url.startswith("https://"):
             sys.exit(
@@ -266,6 +272,7 @@ def cmd_bot(args: argparse.Namespace) -> None:
             from app.db import get_engine
 
             print(f"Отправляет сообщения: {locks.holder(get_engine(), 'sender') or 'никто'}")
+            print(f"Опрашивает Telegram: {locks.holder(get_engine(), 'poller') or 'никто'}")
     elif args.action == "replay":
         failed = updates.failed_updates()
         if args.update_id:
@@ -288,6 +295,12 @@ def cmd_worker(args: argparse.Namespace) -> None:
         asyncio.run(background.run_worker(settings))
 
 
+FORCE_HELP = (
+    "режим опроса: удалить вебхук, если он установлен (без --force процесс с вебхуком не "
+    "опрашивает Telegram)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lomaya", description="Ломая барьеры: бот и сайт для кураторов."
@@ -297,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="запустить сайт (и бота, если задан BOT_TOKEN)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="свежая демо-база с тестовыми данными и сайт")
@@ -337,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
         "info — что знает Telegram; replay — заново обработать обновления с ошибкой",
     )
     p.add_argument("--update-id", type=int, action="append", help="только это обновление (replay)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP + " (poll)")
     p.set_defaults(func=cmd_bot)
 
     p = sub.add_parser(

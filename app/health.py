@@ -25,7 +25,7 @@ def storage_state() -> dict[str, Any]:
 
 
 def _held(role: str) -> bool | None:
-    """Whether some process plays `role` (app.locks: the sender); None on SQLite
+    """Whether some process plays `role` (app.locks: the sender, the poller); None on SQLite
     (no lock: each process plays it itself) or when that cannot be read. Which process it is
     (host and pid) is for operators, not for this public page."""
     try:
@@ -40,11 +40,14 @@ def bot_state() -> dict[str, Any]:
     settings = get_settings()
     if not settings.bot_enabled:
         return {"ok": True, "enabled": False}
-    return {
+    state: dict[str, Any] = {
         "ok": True,
         "enabled": True,
         "mode": "webhook" if settings.bot_webhook_mode else "polling",
     }
+    if not settings.bot_webhook_mode:
+        state["poller"] = _held("poller")
+    return state
 
 
 def scheduler_state() -> dict[str, Any]:

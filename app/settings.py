@@ -70,6 +70,9 @@ class Settings:
     smtp_tls: bool = False
     log_level: str = "INFO"
     log_format: str = "text"
+    # `--force` of `lomaya serve` / `lomaya bot poll` (no variable: deleting a webhook is asked
+    # for once, on the command line, never left on in an environment file)
+    bot_force_polling: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -5,7 +5,8 @@ call arrives: one of them (the holder of the sender lock) sends, the others stan
 kills the sender with SIGKILL mid-run and checks what Telegram would have seen: no chat got two
 messages within a second, no one-second window held more than OUTBOX_RATE_PER_SECOND messages,
 nothing was sent twice, nothing was lost beyond the messages in flight at the kill, and another
-process went on sending within seconds.
+process went on sending within seconds. Then two `lomaya bot poll` processes: one polls, the other
+takes over when it is killed.
 
 PostgreSQL only (the locks are PostgreSQL's; SQLite runs one process). Workers log JSON
 (LOG_FORMAT=json): the test reads their lines as JSON.
@@ -276,3 +277,52 @@ def test_three_senders_keep_telegrams_limits_and_survive_a_kill(
     assert after_takeover and len(calls) - len(after_takeover) >= 60
     assert resumed_seconds <= 10
     assert busiest.popen.returncode == -signal.SIGKILL
+
+
+def test_one_poller_at_a_time_and_another_takes_over_a_killed_one(
+    pg_database, app_env, spawn, fake_tg: FakeTelegram
+):
+    url = pg_database()
+    env = app_env(url, BOT_TOKEN=TOKEN, TELEGRAM_API_URL=fake_tg.url, LOG_FORMAT="json")
+    engine = sa.create_engine(url)
+    try:
+        pollers = [spawn(env, "bot", "poll") for _ in range(2)]
+        wait_for(
+            lambda: (
+                sum(bool(p.said("bot polling started")) for p in pollers) == 1
+                and sum(bool(p.said("another process polls")) for p in pollers) == 1
+            ),
+            START_TIMEOUT,
+            "one poller and one standing by",
+            pollers,
+        )
+        rounds = len(fake_tg.sent("getUpdates"))
+        wait_for(lambda: len(fake_tg.sent("getUpdates")) >= rounds + 5, 15, "five rounds", pollers)
+        polling = next(p for p in pollers if p.pid == holder_pid(engine, "poller"))
+        standby = next(p for p in pollers if p is not polling)
+        assert fake_tg.conflicts == 0  # never two getUpdates at once
+        killed_at_monotonic, killed_at = time.monotonic(), time.time()
+        polling.popen.send_signal(signal.SIGKILL)
+        polling.popen.wait(timeout=10)
+
+        started = wait_for(lambda: standby.said("bot polling started"), 15, "the takeover", pollers)
+        took_over_at = datetime.fromisoformat(started["time"]).timestamp()
+        wait_for(
+            lambda: [c for c in fake_tg.sent("getUpdates") if c.wall >= took_over_at][2:],
+            15,
+            "the new poller's rounds",
+            pollers,
+        )
+        assert holder_pid(engine, "poller") == standby.pid
+    finally:
+        engine.dispose()
+
+    # Calls made after the kill never overlap (before it, the fake counted no conflict).
+    after = sorted(
+        (c for c in fake_tg.sent("getUpdates") if c.at > killed_at_monotonic),
+        key=lambda c: c.at,
+    )
+    assert all(b.at >= a.ended for a, b in itertools.pairwise(after) if a.ended)
+    assert not fake_tg.sent("deleteWebhook")  # there was no webhook: nothing to delete
+    print(f"\npoller taken over {took_over_at - killed_at:.2f} s after the SIGKILL")
+    assert took_over_at - killed_at <= 10
