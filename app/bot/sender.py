@@ -8,7 +8,9 @@ and hold across the cluster by construction. A sender that was killed loses the 
 connection; the next one takes over within about a second, first releases the leases the dead one
 left (only the lock holder claims rows, so every live lease is the dead one's) and waits
 `TAKEOVER_SECONDS` before its first message, so that no chat and no one-second window gets a
-message from both. On SQLite (one process) there is no lock: every sender sends, as before.
+message from both. A holder confirms its lock at least every `LOCK_CHECK_SECONDS` while it sends
+and stops when it cannot (its connection was cut while the process lives on). On SQLite (one
+process) there is no lock: every sender sends, as before.
 
 Claiming. A batch of due rows (status `pending`, `send_after <= now`, no live lease) is claimed in
 one short transaction that sets a lease (`claimed_until`) — with `FOR UPDATE SKIP LOCKED` on
@@ -20,15 +22,17 @@ call puts it back to `pending` (with its retry time) or closes it as `failed`.
 Crash semantics (the choice, documented). Telegram has no idempotency key, so a message cannot be
 exactly-once across a crash between Telegram accepting it and our commit. We choose "never twice":
 the row is committed as `sent` *before* the call, so a crash at that moment can only lose the
-messages in flight — the one being started plus the calls running (at most `workers + 1`; at 30/s
-usually none or one) — and never duplicates one. Rows claimed but not yet started are only
+messages in flight — the rows started ahead of the gate plus the calls running (at most
+`AHEAD + workers`; at 30/s usually one to three) — and never duplicates one. Rows claimed but not
+yet started are only
 leased: after a crash the next sender releases them when it takes over (or the lease ends,
 `lease_seconds`); a clean stop (SIGTERM, shutdown) releases them at once.
 
-Limits, measured at the moment of the call. The sender passes one row at a time through a gate:
-the row is started (`sent`), then the global token bucket (`outbox_rate_per_second`) and the
-chat's clock decide when its call may begin, and the call goes to a thread at once. Messages are
-spaced `(1 + MARGIN_SECONDS) / rate` apart overall and `PER_CHAT_SECONDS + MARGIN_SECONDS` per
+Limits, measured at the moment of the call. A pool thread starts its row (`sent`), then passes a
+gate, one thread at a time, where the global token bucket (`outbox_rate_per_second`) and the
+chat's clock decide when its call may begin; the call follows at once. At most `AHEAD` rows are
+started ahead of the gate, which hides the commit's latency without piling up started rows.
+Messages are spaced `(1 + MARGIN_SECONDS) / rate` apart overall and `PER_CHAT_SECONDS + MARGIN_SECONDS` per
 chat (a row for a chat that is not ready is deferred in the database), so that up to
 `MARGIN_SECONDS` of jitter between our clock and Telegram's never puts more than `rate` messages
 into one second, or two messages to one chat into one second. 429 → the row waits `retry_after`
