@@ -22,16 +22,16 @@ call puts it back to `pending` (with its retry time) or closes it as `failed`.
 Crash semantics (the choice, documented). Telegram has no idempotency key, so a message cannot be
 exactly-once across a crash between Telegram accepting it and our commit. We choose "never twice":
 the row is committed as `sent` *before* the call, so a crash at that moment can only lose the
-messages in flight — the rows started ahead of the gate plus the calls running (at most
-`AHEAD + workers`; at 30/s usually one to three) — and never duplicates one. Rows claimed but not
-yet started are only
-leased: after a crash the next sender releases them when it takes over (or the lease ends,
+messages in flight — a row is started, waits at the gate and is sent by one pool thread, so at
+most `workers` (8) rows are started and not yet answered; at 30/s usually none to two — and
+never duplicates one. Rows claimed but not yet started are only leased: after a crash the next sender releases them when it takes over (or the lease ends,
 `lease_seconds`); a clean stop (SIGTERM, shutdown) releases them at once.
 
 Limits, measured at the moment of the call. A pool thread starts its row (`sent`), then passes a
 gate, one thread at a time, where the global token bucket (`outbox_rate_per_second`) and the
-chat's clock decide when its call may begin; the call follows at once. At most `AHEAD` rows are
-started ahead of the gate, which hides the commit's latency without piling up started rows.
+chat's clock decide when its call may begin; the call follows at once. A few rows are started
+ahead of the gate (`AHEAD_SECONDS` worth at the rate, at least 2), which hides the commit's
+latency without piling up started rows.
 Messages are spaced `(1 + MARGIN_SECONDS) / rate` apart overall and `PER_CHAT_SECONDS + MARGIN_SECONDS` per
 chat (a row for a chat that is not ready is deferred in the database), so that up to
 `MARGIN_SECONDS` of jitter between our clock and Telegram's never puts more than `rate` messages
@@ -52,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -90,9 +91,10 @@ LOCK_CHECK_SECONDS = 0.2
 # sent is more than PER_CHAT_SECONDS + MARGIN_SECONDS old (for every chat and for the global
 # window), even when that holder lived on for LOCK_CHECK_SECONDS after losing the lock.
 TAKEOVER_SECONDS = 1.5
-# Rows started (`sent`) ahead of the gate, so the commit's latency does not slow the rate down;
-# with the calls running, they are what a SIGKILL can lose.
-AHEAD = 2
+# Rows started (`sent`) ahead of the gate: this many seconds' worth at the rate, at least
+# MIN_AHEAD, so the commit's latency does not slow the rate down (a SIGKILL loses them).
+AHEAD_SECONDS = 0.05
+MIN_AHEAD = 2
 CAPTION_LIMIT = 1024
 SKIP_BUTTON = "Пропустить задание"
 BALANCE_BUTTON = "Баланс ломбарьеров"
@@ -172,7 +174,7 @@ class Sender:
         rate = self.settings.outbox_rate_per_second
         self.limiter = RateLimiter(rate / (1 + MARGIN_SECONDS))
         self.gate = threading.Lock()  # one row at a time passes the limits, right before its call
-        self.ahead = threading.Semaphore(AHEAD)
+        self.ahead = threading.Semaphore(max(MIN_AHEAD, math.ceil(rate * AHEAD_SECONDS)))
         self.chat_called: dict[int, float] = {}  # chat → when its last call began (the gate's)
         self.batch = batch or int(max(1, min(500, rate)))
         # Long enough for a batch at the limit plus one slow call (SEND_TIMEOUT), short enough
@@ -304,10 +306,10 @@ class Sender:
         """Claim one batch and send it; returns how many rows were handled.
 
         This thread defers the rows of chats that are not ready and hands the others to the
-        pool, at most AHEAD at a time ahead of the gate. A pool thread starts its row (`sent`),
-        passes the gate — the global rate and the chat's second, counted right there — and makes
-        the call. So the limits hold at the moment of the call, and only AHEAD rows can be `sent`
-        without their call under way.
+        pool, a few at a time ahead of the gate (`self.ahead`). A pool thread starts its row
+        (`sent`), passes the gate — the global rate and the chat's second, counted right there —
+        and makes the call. So the limits hold at the moment of the call, and only the rows
+        between their start and the gate are `sent` without their call under way.
         """
         rows = self.claim(self.batch)
         if not rows:
