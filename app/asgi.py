@@ -1,17 +1,14 @@
 """The ASGI entry point for uvicorn and other servers: `uvicorn app.asgi:app`."""
 
-import logging
 import sys
 
-from app import storage
+from app import logs, storage
 from app.main import create_app
 from app.settings import SettingsError, get_settings
 
 try:
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings)
     storage.start()  # a real write, read and delete in the configured media storage
 except SettingsError as exc:
     # One clear line naming the variable, not a traceback.

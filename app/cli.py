@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app import logs
 from app.settings import Settings, SettingsError, load_settings, set_settings
 
 log = logging.getLogger("lomaya")
@@ -23,9 +24,7 @@ def _settings(args: argparse.Namespace, *, allow_generated_secret: bool = False)
         settings = load_settings(allow_generated_secret=allow_generated_secret)
     except SettingsError as exc:
         sys.exit(f"Ошибка настройки: {exc}")
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings)
     return set_settings(settings)
 
 
@@ -51,13 +50,17 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # app.logs configured logging (LOG_FORMAT) for uvicorn too
         proxy_headers=True,
         server_header=False,
     )
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    _serve(_settings(args), args.host, args.port)
+    settings = _settings(args)
+    if args.force:
+        settings = set_settings(settings.with_overrides(bot_force_polling=True))
+    _serve(settings, args.host, args.port)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -98,9 +101,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         settings = set_settings(load_settings(environ, env_file=None, allow_generated_secret=True))
     except SettingsError as exc:
         sys.exit(f"Ошибка настройки: {exc}")
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings)
     from app import migrate
     from app.db import session_scope
     from seeds.fill import fill
@@ -247,13 +248,16 @@ def cmd_bot(args: argparse.Namespace) -> None:
         outbox = sender.Sender(settings)
         thread = threading.Thread(target=outbox.run, args=(stop,), daemon=True)
         thread.start()
+        polled = True
         try:
-            polling.run_polling(settings, stop)
+            polled = polling.run_polling(settings, stop, force=args.force)
         except KeyboardInterrupt:
             pass
         finally:
             stop.set()
             thread.join(timeout=10)
+        if not polled:
+            sys.exit(1)  # a webhook is set: the line above said so
     elif args.action == "set-webhook":
         if not settings.application_url.startswith("https://"):
             sys.exit(
@@ -285,6 +289,12 @@ def cmd_bot(args: argparse.Namespace) -> None:
         allowed: Any = info.allowed_updates
         if allowed:
             print(f"Типы обновлений: {', '.join(str(u) for u in allowed)}")
+        if not settings.is_sqlite:
+            from app import locks
+            from app.db import get_engine
+
+            print(f"Отправляет сообщения: {locks.holder(get_engine(), 'sender') or 'никто'}")
+            print(f"Опрашивает Telegram: {locks.holder(get_engine(), 'poller') or 'никто'}")
     elif args.action == "replay":
         failed = updates.failed_updates()
         if args.update_id:
@@ -422,6 +432,12 @@ def _media_migrate(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
+FORCE_HELP = (
+    "режим опроса: удалить вебхук, если он установлен (без --force процесс с вебхуком не "
+    "опрашивает Telegram)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lomaya", description="Ломая барьеры: бот и сайт для кураторов."
@@ -431,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="запустить сайт (и бота, если задан BOT_TOKEN)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="свежая демо-база с тестовыми данными и сайт")
@@ -472,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replay — заново обработать обновления с ошибкой",
     )
     p.add_argument("--update-id", type=int, action="append", help="только это обновление (replay)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP + " (poll)")
     p.set_defaults(func=cmd_bot)
 
     p = sub.add_parser(

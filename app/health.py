@@ -6,8 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app import media, outbox, storage
-from app.db import session_scope
+from app import locks, media, outbox, storage
+from app.db import get_engine, session_scope
 from app.settings import get_settings
 
 
@@ -32,15 +32,30 @@ def storage_state() -> dict[str, Any]:
     return state
 
 
+def _held(role: str) -> bool | None:
+    """Whether some process plays `role` (app.locks: the sender, the poller); None on SQLite
+    (no lock: each process plays it itself) or when that cannot be read. Which process it is
+    (host and pid) is for operators, not for this public page."""
+    try:
+        if get_settings().is_sqlite:
+            return None
+        return locks.holder(get_engine(), role) is not None
+    except Exception:
+        return None
+
+
 def bot_state() -> dict[str, Any]:
     settings = get_settings()
     if not settings.bot_enabled:
         return {"ok": True, "enabled": False}
-    return {
+    state: dict[str, Any] = {
         "ok": True,
         "enabled": True,
         "mode": "webhook" if settings.bot_webhook_mode else "polling",
     }
+    if not settings.bot_webhook_mode:
+        state["poller"] = _held("poller")
+    return state
 
 
 def scheduler_state() -> dict[str, Any]:
@@ -69,9 +84,10 @@ def scheduler_state() -> dict[str, Any]:
 def outbox_state() -> dict[str, Any]:
     try:
         with session_scope() as session:
-            return {"ok": True, **outbox.backlog(session)}
+            backlog = outbox.backlog(session)
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
+    return {"ok": True, **backlog, "sender": _held("sender")}
 
 
 def status() -> dict[str, Any]:

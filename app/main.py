@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app import accounts, background
+from app import accounts, background, logs
 from app.bot import polling
 from app.bot import web as bot_web
 from app.db import get_engine
@@ -30,6 +30,7 @@ from app.web import staff as staff_views
 from app.web import tasks as task_views
 from app.web.common import render
 from app.web.csrf import CSRFMiddleware
+from app.web.request_id import RequestIdMiddleware
 
 log = logging.getLogger("lomaya")
 
@@ -142,22 +143,15 @@ async def http_error(request: Request, exc: Exception) -> Response:
         404: "Такой страницы нет. Проверьте адрес или вернитесь на главную.",
         500: "Мы уже знаем об ошибке. Попробуйте ещё раз через минуту.",
     }
-    return render(
+    response = render(
         request,
         "errors/error.html",
         {"code": code, "title": titles.get(code, "Ошибка"), "message": messages.get(code, "")},
         status_code=code,
     )
-
-
-class _NoQueryStrings(logging.Filter):
-    """Access log lines without query strings: a search for a child's name must not reach the logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
-        return True
+    if code == 500 and logs.request_id.get():  # a 500 is answered outside RequestIdMiddleware
+        response.headers["X-Request-ID"] = logs.request_id.get() or ""
+    return response
 
 
 def _background_jobs(settings: Settings) -> list[background.Job]:
@@ -173,9 +167,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
-        access_log = logging.getLogger("uvicorn.access")
-        if not any(isinstance(f, _NoQueryStrings) for f in access_log.filters):
-            access_log.addFilter(_NoQueryStrings())
+        logs.quiet_access_log()
         get_engine(settings)
         tasks = background.start(settings, _background_jobs(settings)) if start_background else []
         if settings.bot_enabled:  # bot start-up imports before the freeze below, not in a request
@@ -191,6 +183,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         await background.stop(tasks)
 
     middleware = [
+        Middleware(RequestIdMiddleware),  # first: every log line of a request carries its id
         Middleware(
             SessionMiddleware,
             secret_key=settings.secret_key,

@@ -77,6 +77,10 @@ class Settings:
     s3_access_key_id: str = ""
     s3_secret_access_key: str = field(default="", repr=False)
     s3_prefix: str = ""
+    log_format: str = "text"
+    # `--force` of `lomaya serve` / `lomaya bot poll` (no variable: deleting a webhook is asked
+    # for once, on the command line, never left on in an environment file)
+    bot_force_polling: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -260,6 +264,7 @@ VARIABLES = (
     Variable("S3_ACCESS_KEY_ID", "s3_access_key_id", "", text),
     Variable("S3_SECRET_ACCESS_KEY", "s3_secret_access_key", "", text),
     Variable("S3_PREFIX", "s3_prefix", "", key_prefix),
+    Variable("LOG_FORMAT", "log_format", "text", choice("text", "json")),
 )
 # Required together when photos live in S3 (MEDIA_BACKEND=s3, or `lomaya media migrate --to s3`).
 S3_REQUIRED = (

@@ -13,7 +13,8 @@ the rates, duplicates and losses, and CPU ms per message sent of the worker proc
 worker`) and of PostgreSQL (backends of the bench database; the bench's own polling connection is
 not counted), with the cores busy with other work and the load at start → end. Measured from the
 worker's first message on, so its start-up is not counted; phase 1 before the kill and after the
-restart separately (after the restart the worker also idles until the killed one's lease ends).
+restart separately (after the restart the worker takes the sender lock, releases the rows the killed one
+had claimed and pauses TAKEOVER_SECONDS, 1.5 s, before its first message).
 """
 
 from __future__ import annotations

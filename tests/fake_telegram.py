@@ -4,6 +4,11 @@ A Starlette app run by uvicorn on a loopback port in a thread. It speaks the sel
 layout (`/bot{token}/{method}`, `/file/bot{token}/{path}`), reads parameters from the query string,
 urlencoded forms and multipart bodies (the sync pyTelegramBotAPI client uses all three), records every
 call, serves files for `getFile`, and can be told to fail: 429 with `retry_after`, 403, 500, or slow.
+
+Like Telegram, it serves getUpdates to one client at a time (a second, overlapping call gets 409
+and is counted in `conflicts`) and not while a webhook is set (409). Each call's `at` is taken when
+the request reaches the app, before its body is read; a getUpdates call also records when it
+`ended` (when its answer went out, or its client went away).
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ class Call:
     method: str
     params: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
-    at: float = 0.0
+    at: float = 0.0  # time.monotonic() on arrival
+    ended: float = 0.0  # getUpdates only
+    wall: float = 0.0  # time.time() on arrival, to compare with other processes' logs
 
 
 @dataclass
@@ -52,6 +59,8 @@ class FakeTelegram:
         self.delay = 0.0
         self.hide_file_sizes = False  # getFile answers without file_size (the download must cap)
         self.webhook: dict[str, Any] = {}
+        self.polling = 0  # getUpdates calls being served now
+        self.conflicts = 0  # getUpdates calls that overlapped another one
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
         self.app = Starlette(
@@ -112,6 +121,8 @@ class FakeTelegram:
             self.calls.clear()
             self.failures.clear()
             self.delay = 0.0
+            self.webhook = {}
+            self.conflicts = 0
 
     # --- server ----------------------------------------------------------------------------------
 
@@ -182,14 +193,18 @@ class FakeTelegram:
         }
 
     async def _method(self, request: Request) -> Response:
+        arrived, wall = time.monotonic(), time.time()
         if request.path_params["token"] != self.token:
             return JSONResponse(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401
             )
         method = request.path_params["method"]
         params, files = await self._params(request)
+        call = Call(method, params, files, arrived, wall=wall)
         with self._lock:
-            self.calls.append(Call(method, params, files, time.monotonic()))
+            self.calls.append(call)
+        if method == "getUpdates":
+            return await self._get_updates(request, call)
         if self.delay:
             await asyncio.sleep(self.delay)
         failure = self._take_failure(method, params)
@@ -233,16 +248,6 @@ class FakeTelegram:
             }
             if self.hide_file_sizes:
                 del result["file_size"]
-        elif method == "getUpdates":
-            offset = int(params.get("offset", 0) or 0)
-            wait = min(float(params.get("timeout", 0) or 0), 0.3)  # a short "long poll"
-            deadline = time.monotonic() + wait
-            while True:
-                with self._lock:
-                    result = [u for u in self.updates if u["update_id"] >= offset]
-                if result or time.monotonic() >= deadline:
-                    break
-                await asyncio.sleep(0.05)
         elif method == "setWebhook":
             self.webhook = {"url": params.get("url", ""), "pending_update_count": 0}
         elif method == "deleteWebhook":
@@ -251,6 +256,47 @@ class FakeTelegram:
             result = {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
             result.update(self.webhook)
         return JSONResponse({"ok": True, "result": result})
+
+    async def _get_updates(self, request: Request, call: Call) -> Response:
+        try:
+            with self._lock:
+                if self.webhook.get("url"):
+                    return self._error(
+                        Failure(
+                            409,
+                            "Conflict: can't use getUpdates method while webhook is active; "
+                            "use deleteWebhook to delete the webhook first",
+                        )
+                    )
+                if self.polling:
+                    self.conflicts += 1
+                    return self._error(
+                        Failure(
+                            409,
+                            "Conflict: terminated by other getUpdates request; make sure that "
+                            "only one bot instance is running",
+                        )
+                    )
+                self.polling += 1
+            try:
+                failure = self._take_failure("getUpdates", call.params)
+                if failure is not None:
+                    return self._error(failure)
+                offset = int(call.params.get("offset", 0) or 0)
+                wait = min(float(call.params.get("timeout", 0) or 0), 0.3)  # a short "long poll"
+                deadline = time.monotonic() + wait
+                while True:
+                    with self._lock:
+                        result = [u for u in self.updates if u["update_id"] >= offset]
+                    if result or time.monotonic() >= deadline or await request.is_disconnected():
+                        break
+                    await asyncio.sleep(0.05)
+                return JSONResponse({"ok": True, "result": result})
+            finally:
+                with self._lock:
+                    self.polling -= 1
+        finally:
+            call.ended = time.monotonic()
 
     async def _file(self, request: Request) -> Response:
         if request.path_params["token"] != self.token:

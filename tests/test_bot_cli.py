@@ -42,6 +42,8 @@ def test_set_webhook_and_info(env, fake_tg, settings, capsys):
     cli.main(["bot", "info"])
     out = capsys.readouterr().out
     assert "@lomaya_bot" in out and "https://lomaya.example.org/telegram/webhook" in out
+    if not settings.is_sqlite:  # which process holds the sender lock: none runs here
+        assert "Отправляет сообщения: никто" in out
 
 
 def test_set_webhook_and_set_menu_make_my_progress_the_menu_button(env, fake_tg, settings):

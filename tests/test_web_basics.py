@@ -92,9 +92,9 @@ def test_unknown_page_is_a_russian_404(admin_client):
 def test_access_log_never_records_query_strings(client):
     import logging
 
-    from app.main import _NoQueryStrings
+    from app.logs import NoQueryStrings
 
-    assert any(isinstance(f, _NoQueryStrings) for f in logging.getLogger("uvicorn.access").filters)
+    assert any(isinstance(f, NoQueryStrings) for f in logging.getLogger("uvicorn.access").filters)
     record = logging.LogRecord(
         "uvicorn.access",
         logging.INFO,
@@ -104,5 +104,5 @@ def test_access_log_never_records_query_strings(client):
         ("127.0.0.1:5000", "GET", "/reports?q=Маша", "1.1", 200),
         None,
     )
-    _NoQueryStrings().filter(record)
+    NoQueryStrings().filter(record)
     assert "Маша" not in record.getMessage() and "/reports" in record.getMessage()

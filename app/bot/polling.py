@@ -1,5 +1,16 @@
 """Long polling: fetch updates with getUpdates and feed them to the same processing path as the
-webhook (stored by update_id first, so nothing is processed twice)."""
+webhook (stored by update_id first, so nothing is processed twice).
+
+One poller at a time. Telegram serves getUpdates to one client at a time (a second one gets 409),
+so every process that may poll — web instances in polling mode, `lomaya bot poll` — takes the
+`poller` advisory lock first (app.locks); the others stand by and take over within a few seconds
+when the poller dies. On SQLite (one process) there is no lock.
+
+A webhook is never deleted by accident. Before polling, the poller asks Telegram for the webhook:
+when one is set (production runs in webhook mode), it says so in one line and does not poll —
+the site keeps running. Only `--force` (`lomaya serve --force`, `lomaya bot poll --force`)
+deletes the webhook and polls.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +23,16 @@ import requests
 import telebot
 from telebot import apihelper
 
+from app import locks
 from app.bot import handlers, updates
 from app.bot.client import ALLOWED_UPDATES
+from app.db import get_engine
 from app.settings import Settings
 
 log = logging.getLogger("lomaya.bot")
+
+RETRY_SECONDS = 3.0
+NETWORK_ERRORS = (telebot.apihelper.ApiException, requests.RequestException)
 
 
 def poll_once(settings: Settings, offset: int, timeout: int = 20) -> int:
@@ -39,28 +55,106 @@ def poll_once(settings: Settings, offset: int, timeout: int = 20) -> int:
     return offset
 
 
-def run_polling(settings: Settings, stop: threading.Event, timeout: int = 20) -> None:
+def webhook_refusal(url: str) -> str:
+    """The one line for operators when a webhook is set and polling was not forced."""
+    return (
+        f"Вебхук уже установлен ({url}): опрос не запущен. "
+        "Чтобы переключиться на опрос, запустите с --force."
+    )
+
+
+def may_poll(bot: telebot.TeleBot, force: bool) -> bool:
+    """Whether this process may poll now: no webhook is set, or `force` deleted it. Raises a
+    network/API error when Telegram cannot be asked (then nothing is deleted)."""
+    url = bot.get_webhook_info().url or ""
+    if not url:
+        return True
+    if not force:
+        log.warning(webhook_refusal(url))
+        return False
+    bot.delete_webhook(drop_pending_updates=False)
+    log.warning("Вебхук %s удалён (--force): бот переходит на опрос.", url)
+    return True
+
+
+def run_polling(
+    settings: Settings, stop: threading.Event, timeout: int = 20, *, force: bool = False
+) -> bool:
+    """Poll until `stop` while this process holds the poller lock (standing by otherwise).
+    Returns False at once when a webhook is set, unless `force` (then the webhook found first is
+    deleted), or when one is set later; True when stopped."""
     bot = handlers.dispatcher(settings)
+    lock = locks.AdvisoryLock(get_engine(settings), "poller")
+    standing_by = False
     try:
-        bot.delete_webhook(drop_pending_updates=False)
-    except (telebot.apihelper.ApiException, requests.RequestException) as exc:
-        log.warning("deleteWebhook failed: %s", type(exc).__name__)
+        while not stop.is_set():
+            try:
+                leading = lock.acquire()
+            except Exception as exc:  # the database is down: try again shortly
+                log.warning("polling: no lock (%s); retrying", type(exc).__name__)
+                leading = False
+            if not leading:
+                if not standing_by:
+                    log.info("bot polling: another process polls; this one stands by")
+                    standing_by = True
+                stop.wait(locks.STANDBY_SECONDS)
+                continue
+            standing_by = False
+            try:
+                allowed = may_poll(bot, force)
+            except NETWORK_ERRORS as exc:
+                log.warning("getWebhookInfo failed (%s); retrying", type(exc).__name__)
+                stop.wait(RETRY_SECONDS)
+                continue
+            if not allowed:
+                return False
+            force = False  # deleted once; a webhook set later on purpose stops this poller
+            log.info("bot polling started (%s)", lock.name if lock.postgres else "this process")
+            if not _poll(settings, stop, timeout, lock, bot, force):
+                return False
+    finally:
+        lock.release()
+    return True
+
+
+def _poll(
+    settings: Settings,
+    stop: threading.Event,
+    timeout: int,
+    lock: locks.AdvisoryLock,
+    bot: telebot.TeleBot,
+    force: bool,
+) -> bool:
+    """getUpdates rounds while the lock is ours; False when a webhook appeared (stop polling)."""
     offset = 0
-    log.info("bot polling started")
     while not stop.is_set():
+        if not lock.held():
+            log.warning("bot polling: the lock is lost; standing by")
+            return True
         try:
             offset = poll_once(settings, offset, timeout)
-        except (telebot.apihelper.ApiException, requests.RequestException) as exc:
+        except telebot.apihelper.ApiTelegramException as exc:
+            if exc.error_code == 409:
+                # Someone set a webhook meanwhile, or another client polls with this token.
+                try:
+                    if not may_poll(bot, force):
+                        return False
+                except NETWORK_ERRORS:
+                    pass
+            log.warning("getUpdates failed (%s); retrying in 3 s", exc.error_code)
+            stop.wait(RETRY_SECONDS)
+        except NETWORK_ERRORS as exc:
             log.warning("getUpdates failed (%s); retrying in 3 s", type(exc).__name__)
-            stop.wait(3)
+            stop.wait(RETRY_SECONDS)
         except Exception:  # the database is down: keep the offset, Telegram keeps the update
             log.exception("polling: an update could not be stored; retrying in 3 s")
-            stop.wait(3)
+            stop.wait(RETRY_SECONDS)
+    return True
 
 
 async def polling_loop(settings: Settings) -> None:
     stop = threading.Event()
     try:
-        await asyncio.to_thread(run_polling, settings, stop, 10)
+        await asyncio.to_thread(run_polling, settings, stop, 10, force=settings.bot_force_polling)
     finally:
         stop.set()

@@ -1,8 +1,20 @@
 """Outbox delivery (product.md §6): a background sender that sends due rows to Telegram.
 
+One sender at a time (PostgreSQL). Telegram's limits hold per bot, so they must hold across every
+process that may send: web instances, workers, `lomaya bot poll`. Each of them runs `Sender.run`,
+but only the holder of the `sender` advisory lock (app.locks) sends; the others stand by and try
+the lock every second. So the global limit and the per-chat limit are kept in one process's memory
+and hold across the cluster by construction. A sender that was killed loses the lock with its
+connection; the next one takes over within about a second, first releases the leases the dead one
+left (only the lock holder claims rows, so every live lease is the dead one's) and waits
+`TAKEOVER_SECONDS` before its first message, so that no chat and no one-second window gets a
+message from both. A holder confirms its lock at least every `LOCK_CHECK_SECONDS` while it sends
+and stops when it cannot (its connection was cut while the process lives on). On SQLite (one
+process) there is no lock: every sender sends, as before.
+
 Claiming. A batch of due rows (status `pending`, `send_after <= now`, no live lease) is claimed in
 one short transaction that sets a lease (`claimed_until`) — with `FOR UPDATE SKIP LOCKED` on
-PostgreSQL, so two senders never take the same row; SQLite serialises writers (run one sender there).
+PostgreSQL, so two senders never take the same row even without the lock (`run_once`, the bench).
 Right before its Telegram call, each row is marked `sent` in its own small transaction
 (`… WHERE status = 'pending'`: a row cancelled meanwhile — an undone decision — is skipped); a failed
 call puts it back to `pending` (with its retry time) or closes it as `failed`.
@@ -10,14 +22,23 @@ call puts it back to `pending` (with its retry time) or closes it as `failed`.
 Crash semantics (the choice, documented). Telegram has no idempotency key, so a message cannot be
 exactly-once across a crash between Telegram accepting it and our commit. We choose "never twice":
 the row is committed as `sent` *before* the call, so a crash at that moment can only lose the
-messages in flight (at most `workers`, at 30/s usually none or one) and never duplicates one. Rows
-claimed but not yet started are only leased: after a crash they go out again when the lease ends
-(`lease_seconds`, ~20 s); a clean stop (SIGTERM, shutdown) releases them at once.
+messages in flight — a row is started, waits at the gate and is sent by one pool thread, so at
+most `workers` (8) rows are started and not yet answered; at 30/s usually none to two — and
+never duplicates one. Rows claimed but not yet started are only leased: after a crash the next sender releases them when it takes over (or the lease ends,
+`lease_seconds`); a clean stop (SIGTERM, shutdown) releases them at once.
 
-Limits. A global token bucket (`outbox_rate_per_second`), at most one message per second per chat
-(a row for a chat that just got one is deferred), 429 → the row waits `retry_after`, 403 → the
-participant is marked as having blocked the bot and the row is closed as `failed`, 5xx/network →
-exponential backoff capped at `MAX_BACKOFF_SECONDS`, closed after `MAX_ATTEMPTS`.
+Limits, measured at the moment of the call. A pool thread starts its row (`sent`), then passes a
+gate, one thread at a time, where the global token bucket (`outbox_rate_per_second`) and the
+chat's clock decide when its call may begin; the call follows at once. A few rows are started
+ahead of the gate (`AHEAD_SECONDS` worth at the rate, at least 2), which hides the commit's
+latency without piling up started rows.
+Messages are spaced `(1 + MARGIN_SECONDS) / rate` apart overall and `PER_CHAT_SECONDS + MARGIN_SECONDS` per
+chat (a row for a chat that is not ready is deferred in the database), so that up to
+`MARGIN_SECONDS` of jitter between our clock and Telegram's never puts more than `rate` messages
+into one second, or two messages to one chat into one second. 429 → the row waits `retry_after`
+(and so does its chat), 403 → the participant is marked as having blocked the bot and the row is
+closed as `failed`, 5xx/network → exponential backoff capped at `MAX_BACKOFF_SECONDS`, closed after
+`MAX_ATTEMPTS`.
 
 Payload contract: `text` (required), optional `photo_task_id` (the task's picture with the text as
 caption: uploaded the first time, then by the `file_id` Telegram returned, kept in
@@ -32,8 +53,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -50,6 +73,7 @@ from app import clock, storage
 from app.bot.client import PROGRESS_BUTTON, get_bot, progress_web_app
 from app.db import get_engine, is_postgres, session_scope
 from app.errors import MissingObject
+from app.locks import STANDBY_SECONDS, AdvisoryLock
 from app.models import OutboxStatus, OutgoingMessage, Participant, Task
 from app.settings import Settings, get_settings
 
@@ -59,6 +83,19 @@ MAX_ATTEMPTS = 12
 SEND_TIMEOUT = 10  # seconds per Telegram call
 MAX_BACKOFF_SECONDS = 300
 PER_CHAT_SECONDS = 1.0
+# Room for jitter between the moment we start a call and the moment Telegram counts it.
+MARGIN_SECONDS = 0.05
+# While it sends, the lock holder confirms the lock at least this often, so a holder whose lock
+# was taken from it (its connection ended, the process lives on) stops within this time.
+LOCK_CHECK_SECONDS = 0.2
+# A new lock holder waits this long before its first message, so whatever the previous holder
+# sent is more than PER_CHAT_SECONDS + MARGIN_SECONDS old (for every chat and for the global
+# window), even when that holder lived on for LOCK_CHECK_SECONDS after losing the lock.
+TAKEOVER_SECONDS = 1.5
+# Rows started (`sent`) ahead of the gate: this many seconds' worth at the rate, at least
+# MIN_AHEAD, so the commit's latency does not slow the rate down (a SIGKILL loses them).
+AHEAD_SECONDS = 0.05
+MIN_AHEAD = 2
 CAPTION_LIMIT = 1024
 SKIP_BUTTON = "Пропустить задание"
 BALANCE_BUTTON = "Баланс ломбарьеров"
@@ -140,7 +177,10 @@ class Sender:
         self.engine = engine or get_engine(self.settings)
         self.bot = get_bot(self.settings)
         rate = self.settings.outbox_rate_per_second
-        self.limiter = RateLimiter(rate)
+        self.limiter = RateLimiter(rate / (1 + MARGIN_SECONDS))
+        self.gate = threading.Lock()  # one row at a time passes the limits, right before its call
+        self.ahead = threading.Semaphore(max(MIN_AHEAD, math.ceil(rate * AHEAD_SECONDS)))
+        self.chat_called: dict[int, float] = {}  # chat → when its last call began (the gate's)
         self.batch = batch or int(max(1, min(500, rate)))
         # Long enough for a batch at the limit plus one slow call (SEND_TIMEOUT), short enough
         # that rows claimed by a crashed sender go out again soon.
@@ -148,6 +188,8 @@ class Sender:
         self.chat_next: dict[int, float] = {}
         self.chat_lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outbox")
+        self.confirm_lock: Callable[[], bool] | None = None  # set while leading (`run`)
+        self.confirmed_at = 0.0
         self.stats = {"sent": 0, "failed": 0, "retried": 0, "deferred": 0}
 
     # --- claiming -------------------------------------------------------------------------------
@@ -211,6 +253,37 @@ class Sender:
         rows.sort(key=lambda r: r.id)
         return rows
 
+    def release_leases(self) -> int:
+        """Free the rows claimed by a sender that died (call only while holding the lock: then
+        every live lease is a dead sender's). `… AND status = 'pending'`: a row it had started
+        is not sent again."""
+        table = OutgoingMessage.__table__  # type: ignore[attr-defined]
+        with session_scope(self.engine) as session:
+            result = session.execute(
+                sa.update(table)
+                .where(
+                    table.c.status == OutboxStatus.pending.value,
+                    table.c.claimed_until.is_not(None),
+                )
+                .values(claimed_until=None)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def _release(self, rows: list[Row]) -> None:
+        """Give claimed rows back at once, uncounted (a clean stop)."""
+        if not rows:
+            return
+        table = OutgoingMessage.__table__  # type: ignore[attr-defined]
+        with session_scope(self.engine) as session:
+            session.execute(
+                sa.update(table)
+                .where(
+                    table.c.id.in_([r.id for r in rows]),
+                    table.c.status == OutboxStatus.pending.value,
+                )
+                .values(claimed_until=None, attempts=table.c.attempts - 1)
+            )
+
     def _defer(self, row: Row, seconds: float, *, error: str | None = None, count: bool) -> None:
         values: dict[str, Any] = {
             "status": OutboxStatus.pending,
@@ -235,35 +308,95 @@ class Sender:
     # --- sending --------------------------------------------------------------------------------
 
     def run_once(self, stop: threading.Event | None = None) -> int:
-        """Claim one batch and send it; returns how many rows were handled."""
+        """Claim one batch and send it; returns how many rows were handled.
+
+        This thread defers the rows of chats that are not ready and hands the others to the
+        pool, a few at a time ahead of the gate (`self.ahead`). A pool thread starts its row
+        (`sent`), passes the gate — the global rate and the chat's second, counted right there —
+        and makes the call. So the limits hold at the moment of the call, and only the rows
+        between their start and the gate are `sent` without their call under way.
+        """
         rows = self.claim(self.batch)
         if not rows:
             return 0
         futures = []
-        for row in rows:
+        for i, row in enumerate(rows):
             wait = self._chat_wait(row.chat_id)
             if wait > 0:
                 self.stats["deferred"] += 1
                 self._defer(row, wait, count=False)
                 continue
-            if not self.limiter.acquire(stop):
-                self._defer(row, 0, count=False)
-                continue
-            futures.append(self.pool.submit(self.deliver, row))
+            if not self._take_ahead(stop):  # stopping: the rest go back at once
+                self._release(rows[i:])
+                break
+            if not self._still_leading():  # the lock is gone: so do the rows
+                self.ahead.release()
+                self._release(rows[i:])
+                break
+            self._chat_reserve(row.chat_id)
+            futures.append(self.pool.submit(self._paced, row))
         for future in futures:
             future.result()
         return len(rows)
 
-    def _chat_wait(self, chat_id: int) -> float:
+    def _take_ahead(self, stop: threading.Event | None) -> bool:
+        while not self.ahead.acquire(timeout=0.1):
+            if stop is not None and stop.is_set():
+                return False
+        if stop is not None and stop.is_set():
+            self.ahead.release()
+            return False
+        return True
+
+    def _paced(self, row: Row) -> None:
+        try:
+            if not self._start(row):
+                return
+            self._pass_gate(row.chat_id)
+        finally:
+            self.ahead.release()
+        self._call(row)
+
+    def _pass_gate(self, chat_id: int) -> None:
+        """Wait until this chat's last call is PER_CHAT_SECONDS + MARGIN_SECONDS old and the
+        global rate allows one more, then note the moment; one thread at a time."""
+        with self.gate:
+            last = self.chat_called.get(chat_id)
+            if last is not None:
+                wait = last + PER_CHAT_SECONDS + MARGIN_SECONDS - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)  # only jitter: the chat was reserved a second ahead
+            self.limiter.acquire()
+            now = time.monotonic()
+            self.chat_called[chat_id] = now
+            if len(self.chat_called) > 100_000:
+                limit = now - PER_CHAT_SECONDS - MARGIN_SECONDS
+                self.chat_called = {k: v for k, v in self.chat_called.items() if v > limit}
+
+    def _still_leading(self) -> bool:
+        """The lock is still ours (confirmed at most LOCK_CHECK_SECONDS ago); True without one."""
+        if self.confirm_lock is None:
+            return True
         now = time.monotonic()
+        if now - self.confirmed_at < LOCK_CHECK_SECONDS:
+            return True
+        if not self.confirm_lock():
+            return False
+        self.confirmed_at = now
+        return True
+
+    def _chat_wait(self, chat_id: int) -> float:
         with self.chat_lock:
             ready = self.chat_next.get(chat_id, 0.0)
-            if ready > now:
-                return ready - now
-            self.chat_next[chat_id] = now + PER_CHAT_SECONDS
+        return max(0.0, ready - time.monotonic())
+
+    def _chat_reserve(self, chat_id: int) -> None:
+        now = time.monotonic()
+        with self.chat_lock:
+            ready = now + PER_CHAT_SECONDS + MARGIN_SECONDS
+            self.chat_next[chat_id] = max(ready, self.chat_next.get(chat_id, 0.0))
             if len(self.chat_next) > 100_000:
                 self.chat_next = {k: v for k, v in self.chat_next.items() if v > now}
-            return 0.0
 
     def _send(self, row: Row) -> str | None:
         """Send one row; returns a new task picture file_id to remember, if any."""
@@ -340,8 +473,12 @@ class Sender:
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def deliver(self, row: Row) -> None:
-        if not self._start(row):
-            return
+        """Start and send one row, outside the gate (tests; `run_once` paces its rows)."""
+        if self._start(row):
+            self._call(row)
+
+    def _call(self, row: Row) -> None:
+        """The Telegram call of a started row, and what its answer means for the row."""
         try:
             file_id = self._send(row)
         except telebot.apihelper.ApiTelegramException as exc:
@@ -407,16 +544,59 @@ class Sender:
     # --- loops ----------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, idle_seconds: float = 0.2) -> None:
-        while not stop.is_set():
-            try:
-                handled = self.run_once(stop)
-            except Exception:
-                log.exception("outbox sender: a batch failed; retrying shortly")
-                handled = 0
-                stop.wait(2)
-            if not handled:
-                stop.wait(idle_seconds)
-        self.pool.shutdown(wait=True)
+        """Send until `stop`, while this process holds the sender lock; stand by otherwise."""
+        lock = AdvisoryLock(self.engine, "sender")
+        standing_by = False
+        try:
+            while not stop.is_set():
+                try:
+                    leading = lock.acquire()
+                except Exception as exc:  # the database is down: try again shortly
+                    log.warning("outbox sender: no lock (%s); retrying", type(exc).__name__)
+                    leading = False
+                if leading:
+                    standing_by = False
+                    self._lead(lock, stop, idle_seconds)
+                    continue
+                if not standing_by:
+                    log.info("outbox sender: another process sends; this one stands by")
+                    standing_by = True
+                stop.wait(STANDBY_SECONDS)
+        finally:
+            self.pool.shutdown(wait=True)  # the calls in flight finish before the lock goes
+            lock.release()
+
+    def _lead(self, lock: AdvisoryLock, stop: threading.Event, idle_seconds: float) -> None:
+        """Send while the lock is ours; returns on `stop` or when the lock is lost."""
+        rate = self.settings.outbox_rate_per_second
+        if lock.postgres:
+            released = self.release_leases()
+            log.info(
+                "outbox sender: this process sends now (%s, %.0f msg/s; %d claimed rows released)",
+                lock.name,
+                rate,
+                released,
+            )
+            if stop.wait(TAKEOVER_SECONDS):
+                return
+        else:
+            log.info("outbox sender started (%.0f msg/s)", rate)
+        self.confirm_lock, self.confirmed_at = lock.held, 0.0
+        try:
+            while not stop.is_set():
+                if not lock.held():
+                    log.warning("outbox sender: the lock is lost; standing by")
+                    return
+                try:
+                    handled = self.run_once(stop)
+                except Exception:
+                    log.exception("outbox sender: a batch failed; retrying shortly")
+                    handled = 0
+                    stop.wait(2)
+                if not handled:
+                    stop.wait(idle_seconds)
+        finally:
+            self.confirm_lock = None
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -426,7 +606,6 @@ async def sender_loop(settings: Settings) -> None:
     """The sender as a background coroutine (web app lifespan, `lomaya worker`)."""
     stop = threading.Event()
     sender = Sender(settings)
-    log.info("outbox sender started (%.0f msg/s)", settings.outbox_rate_per_second)
     try:
         await asyncio.to_thread(sender.run, stop)
     finally:
