@@ -25,6 +25,7 @@ the two together (`store_processed` when the caller has processed the image alre
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import itertools
@@ -38,7 +39,7 @@ import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from app import storage
-from app.errors import NotAnImage
+from app.errors import NotAnImage, StorageUnavailable
 
 THUMB_SIZE = (480, 480)
 MAX_IMAGE_PIXELS = 50_000_000  # ~7000×7000; larger is a decompression bomb, not a photo
@@ -323,14 +324,17 @@ def thumb_key_of(key: str) -> str:
 
 def store_processed(done: Processed, sha256: str, folder: str = "reports") -> StoredImage:
     """Store a processed image and its thumbnail under new keys. If a write fails, nothing written
-    by this call is left behind and the storage error propagates."""
+    by this call is left behind and StorageUnavailable is raised."""
     key = new_key(folder)
     thumb_key = thumb_key_of(key)
     try:
         storage.put(key, done.body)
         storage.put(thumb_key, done.thumb)
-    except BaseException:
-        storage.delete(key, thumb_key)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # the store may be down for deletes too
+            storage.delete(key, thumb_key)
+        if isinstance(exc, Exception):
+            raise StorageUnavailable(type(exc).__name__) from exc
         raise
     return StoredImage(
         key=key,

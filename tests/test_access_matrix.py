@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from app import images, staff_admin
 from app.main import routes
-from app.models import ReportStatus, Staff, StaffStatus
+from app.models import ReportStatus, Staff, StaffStatus, TelegramUpdate, UpdateStatus
 from tests import factories
 from tests.conftest import csrf_token, login
 
@@ -90,8 +90,10 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/profile"): STAFF,
     ("POST", "/profile"): STAFF,
     ("POST", "/profile/password"): STAFF,
-    # audit
+    # audit; failed Telegram updates
     ("GET", "/audit"): ADMIN,
+    ("GET", "/updates"): ADMIN,
+    ("POST", "/updates/{update_id:int}/retry"): ADMIN,
 }
 
 PARAM_RE = re.compile(r"{(\w+)(?::\w+)?}")
@@ -136,6 +138,10 @@ def world(db, admin):
     application = factories.make_application(db, factories.make_participant(db), shift)
     target = factories.make_staff(db, email="target@example.org")
     token, secret = staff_admin.invite(db, admin, "invitee@example.org", "Ира", "", "expert")
+    failed = TelegramUpdate(
+        update_id=424242, payload={"update_id": 424242}, status=UpdateStatus.failed, error="x"
+    )
+    db.add(failed)
     db.commit()
     stored = images.store_image(factories.jpeg_bytes(seed=7))
     return {
@@ -151,6 +157,7 @@ def world(db, admin):
         "ext": "csv",
         "secret": secret,
         "key": stored.thumb_key,
+        "update_id": failed.update_id,
     }
 
 

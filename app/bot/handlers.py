@@ -17,7 +17,7 @@ import urllib3
 from telebot import apihelper, types, util
 
 from app import members, outbox, participants, photos, registration, reports, text
-from app.bot.client import new_bot
+from app.bot.client import configure_api, new_bot
 from app.bot.context import Context, current
 from app.errors import DownloadError
 from app.models import Member, Participant, Task
@@ -203,9 +203,13 @@ def _files() -> urllib3.PoolManager:
         return _files_pool
 
 
+def _api_base() -> str:
+    return get_settings().telegram_api_url.rstrip("/")
+
+
 def _get_file(bot: telebot.TeleBot, file_id: str) -> str:
     """getFile: the file's path on the Bot API's file server (DownloadError if Telegram refuses)."""
-    url = str(apihelper.API_URL).format(bot.token, "getFile")
+    url = f"{_api_base()}/bot{bot.token}/getFile"
     response = _files().request(
         "POST",
         url,
@@ -234,7 +238,7 @@ def _get_file(bot: telebot.TeleBot, file_id: str) -> str:
 def _fetch(bot: telebot.TeleBot, file_path: str) -> bytes:
     """Download a file from the Bot API's file URL, streamed and stopped as soon as it is larger
     than Telegram's limit."""
-    url = str(apihelper.FILE_URL).format(bot.token, file_path)
+    url = f"{_api_base()}/file/bot{bot.token}/{file_path}"
     response = _files().request("GET", url, preload_content=False)
     complete = False
     try:
@@ -364,4 +368,6 @@ def dispatcher(settings: Settings | None = None) -> telebot.TeleBot:
         if bot is None:
             bot = _dispatchers[key] = new_bot(settings)
             register(bot)
+        else:  # the API URLs are process globals of pyTelegramBotAPI: point them here again
+            configure_api(settings)
         return bot

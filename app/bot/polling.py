@@ -17,6 +17,7 @@ from app.bot.client import ALLOWED_UPDATES
 from app.settings import Settings
 
 log = logging.getLogger("lomaya.bot")
+RETRY_MAX_SECONDS = 60
 
 
 def poll_once(settings: Settings, offset: int, timeout: int = 20) -> int:
@@ -46,16 +47,25 @@ def run_polling(settings: Settings, stop: threading.Event, timeout: int = 20) ->
     except (telebot.apihelper.ApiException, requests.RequestException) as exc:
         log.warning("deleteWebhook failed: %s", type(exc).__name__)
     offset = 0
+    failures = 0
     log.info("bot polling started")
     while not stop.is_set():
         try:
             offset = poll_once(settings, offset, timeout)
+            failures = 0
         except (telebot.apihelper.ApiException, requests.RequestException) as exc:
             log.warning("getUpdates failed (%s); retrying in 3 s", type(exc).__name__)
             stop.wait(3)
-        except Exception:  # the database is down: keep the offset, Telegram keeps the update
-            log.exception("polling: an update could not be stored; retrying in 3 s")
-            stop.wait(3)
+        except Exception as exc:
+            # The database or the media storage is down (updates.is_transient), or a failure
+            # could not be recorded: the offset stays, Telegram keeps the update, and it is
+            # processed again after a pause that grows while the fault lasts.
+            failures += 1
+            pause = min(RETRY_MAX_SECONDS, 2 ** min(failures, 10))
+            log.warning(
+                "polling: update not processed (%s); retrying in %d s", type(exc).__name__, pause
+            )
+            stop.wait(pause)
 
 
 async def polling_loop(settings: Settings) -> None:
