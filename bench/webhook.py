@@ -656,8 +656,14 @@ def main() -> None:
         print(f"  connections as the kernel hands them out): {split}")
         print(
             f"  latency {summary(r.latencies)}; HTTP statuses {r.statuses}; "
-            f"reports in review {r.reviewing}; flagged {r.flagged}"
+            f"reports in review {r.reviewing}; flagged {r.flagged}; messages sent {r.sent}"
         )
+        if r.worker_cpu is not None:
+            total = ((r.cpu.app or 0.0) + r.worker_cpu) * 1000 / len(bodies)
+            print(
+                f"  lomaya worker: {r.worker_cpu:.1f} s CPU for {r.sent} messages sent; "
+                f"web + worker {total:.2f} ms per report (the sender at ≤ 30 messages/s)"
+            )
     print(CPU_NOTE)
 
     if args.photos:

@@ -147,7 +147,10 @@ def process_update(bot: telebot.TeleBot, data: dict[str, Any], *, replay: bool =
         if ctx is not None and not committing:
             # Written by this update and now referenced by nothing. (After a failed COMMIT the
             # transaction may still have been committed: the files stay.)
-            storage.delete(*ctx.stored_keys)
+            try:
+                storage.delete(*ctx.stored_keys)
+            except Exception:  # the store is down too: the files stay, as after a crash
+                log.warning("update %s: its files could not be removed", update_id)
         # Logs carry no personal data: the update id and the error class only.
         if is_transient(exc):
             log.warning("update %s not processed, to be retried: %s", update_id, type(exc).__name__)

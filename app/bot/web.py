@@ -99,19 +99,20 @@ async def webhook(request: Request) -> Response:
     return _json(200, result=result)
 
 
-# Updates processed at once by this process. More threads than this only queue for the GIL and
-# the database connections and cost more CPU per update (measured); a second process adds cores.
-UPDATES_AT_ONCE = 4
-_slot_state: dict[str, asyncio.Semaphore] = {}
+# Updates processed at once by this process: as many as its pool keeps database connections
+# (DB_POOL_SIZE). An update holds a connection from start to end (today's report stays locked while
+# its photo downloads); more at once would only open and close overflow connections and queue for
+# the GIL. The rest wait here, in the event loop, for a slot.
+_slot_state: dict[int, asyncio.Semaphore] = {}
 
 
 def _slots() -> asyncio.Semaphore:
     """This event loop's semaphore (made on first use: a semaphore belongs to one loop)."""
-    loop_id = str(id(asyncio.get_running_loop()))
+    loop_id = id(asyncio.get_running_loop())
     slots = _slot_state.get(loop_id)
     if slots is None:
         _slot_state.clear()
-        slots = _slot_state[loop_id] = asyncio.Semaphore(UPDATES_AT_ONCE)
+        slots = _slot_state[loop_id] = asyncio.Semaphore(get_settings().db_pool_size)
     return slots
 
 
