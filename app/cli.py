@@ -38,29 +38,40 @@ def _start_media() -> None:
         sys.exit(f"Ошибка настройки: {exc}")
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
-    from app.main import create_app
-
     _start_media()
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,  # app.logs configured logging (LOG_FORMAT) for uvicorn too
+        "proxy_headers": True,
+        "server_header": False,
+    }
+    if workers == 1:
+        from app.main import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # app.logs configured logging (LOG_FORMAT) for uvicorn too
-        proxy_headers=True,
-        server_header=False,
-    )
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Each worker process builds the app from the environment (app.asgi), so the choice made here
+    # travels in it. Several processes each running a sender would each send at the full rate.
+    os.environ["WEB_BACKGROUND"] = "false"
+    log.info("%d web processes without background jobs: run `lomaya worker` beside them", workers)
+    uvicorn.run("app.asgi:app", workers=workers, **options)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    if args.workers < 1:
+        sys.exit("--workers: ожидается число от 1")
     settings = _settings(args)
     if args.force:
         settings = set_settings(settings.with_overrides(bot_force_polling=True))
-    _serve(settings, args.host, args.port)
+    if args.no_background:
+        os.environ["WEB_BACKGROUND"] = "false"
+        settings = set_settings(settings.with_overrides(web_background=False))
+    _serve(settings, args.host, args.port, args.workers)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -448,6 +459,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="число веб-процессов (больше одного — без фоновой работы: запустите lomaya worker)",
+    )
+    p.add_argument(
+        "--no-background",
+        action="store_true",
+        help="без отправки сообщений, расписания и опроса Telegram в веб-процессе "
+        "(WEB_BACKGROUND=false); их выполняет lomaya worker",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="свежая демо-база с тестовыми данными и сайт")

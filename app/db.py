@@ -86,9 +86,15 @@ _engine: Engine | None = None
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
+    """The process's engine; on PostgreSQL its pool holds DB_POOL_SIZE connections (+ DB_MAX_OVERFLOW
+    for bursts, closed again when returned)."""
     global _engine
     if _engine is None:
-        _engine = make_engine((settings or get_settings()).database_url)
+        settings = settings or get_settings()
+        pool: dict[str, Any] = {}
+        if not settings.is_sqlite:
+            pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
+        _engine = make_engine(settings.database_url, **pool)
     return _engine
 
 

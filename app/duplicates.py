@@ -5,6 +5,10 @@ every day looks alike). Rules, measured in tech-notes.md:
 - exact: the same SHA-256 or the same Telegram `file_unique_id` as another photo in the shift;
 - near: pHash distance ≤ 8 and dHash distance ≤ 10 to the child's own earlier photos or to anyone's
   photo in the same shift.
+
+For a photo arriving from the bot, `check_new_photo` answers both questions the bot asks before
+storing it — has this child already sent these exact bytes or this Telegram file (any shift: "already
+sent", not an attempt), and what flag does it get — in one query on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlmodel import Session, col
 
 from app import storage
 from app.db import is_postgres
 from app.images import hamming, open_image, perceptual_hashes
-from app.models import PhotoFlag, Report, ReportPhoto, phash_bands_sql
+from app.models import Member, PhotoFlag, Report, ReportPhoto, phash_bands_sql
 
 PHASH_MAX = 8
 DHASH_MAX = 10
@@ -69,22 +73,63 @@ def _exact_query() -> Any:
     )
 
 
-@functools.cache
-def _near_query_pg() -> Any:
+def _near_pg(*, as_array: bool = False) -> Any:
     """Candidates share a pHash band (GIN index, pigeonhole: distance ≤ 8 → one of 9 bands is
     equal); then the exact Hamming distances: XOR, bytes, count the set bits. Parameters as
-    _in_shift, plus `bands`, `phash`, `dhash`."""
+    _in_shift, plus `bands`, `phash`, `dhash`. Selects (id, pHash distance), or with `as_array` the
+    pair as one array (a scalar subquery). No parallel plan: migration 0009 sets the table's
+    parallel_workers to 0 (starting workers costs more than this index lookup takes, measured)."""
     bands: Any = sa.literal_column(phash_bands_sql("report_photo.phash"))
     wanted = sa.cast(sa.bindparam("bands", type_=ARRAY(sa.Integer)), ARRAY(sa.Integer))
     xor_p = col(ReportPhoto.phash).op("#")(sa.bindparam("phash", type_=sa.BigInteger))
     xor_d = col(ReportPhoto.dhash).op("#")(sa.bindparam("dhash", type_=sa.BigInteger))
     pd = sa.func.bit_count(sa.func.int8send(xor_p))
     dd = sa.func.bit_count(sa.func.int8send(xor_d))
+    columns = (
+        [array([sa.cast(col(ReportPhoto.id), sa.BigInteger), pd])]
+        if as_array
+        else [col(ReportPhoto.id), pd.label("pd")]
+    )
     return (
-        _in_shift(col(ReportPhoto.id), pd.label("pd"))
+        _in_shift(*columns)
         .where(bands.op("&&")(wanted), pd <= PHASH_MAX, dd <= DHASH_MAX)
         .order_by(pd, col(ReportPhoto.id))
         .limit(1)
+    )
+
+
+@functools.cache
+def _near_query_pg() -> Any:
+    return _near_pg()
+
+
+@functools.cache
+def _child_used_query() -> Any:
+    """Whether a photo of this child (any shift) has this `file_unique_id` or SHA-256 (parameters
+    `participant_id`, `unique_id`, `sha256`; None matches nothing)."""
+    return sa.exists(
+        sa.select(col(ReportPhoto.id))
+        .join(Report, col(Report.id) == col(ReportPhoto.report_id))
+        .join(Member, col(Member.id) == col(Report.member_id))
+        .where(
+            col(Member.participant_id) == sa.bindparam("participant_id", type_=sa.Integer),
+            sa.or_(
+                col(ReportPhoto.telegram_file_unique_id)
+                == sa.bindparam("unique_id", type_=sa.String),
+                col(ReportPhoto.sha256) == sa.bindparam("sha256", type_=sa.String),
+            ),
+        )
+    )
+
+
+@functools.cache
+def _check_query_pg() -> Any:
+    """check_new_photo in one statement: (used by the child, exact flag's photo id, [near flag's
+    photo id, distance])."""
+    return sa.select(
+        _child_used_query(),
+        _exact_query().scalar_subquery(),
+        _near_pg(as_array=True).scalar_subquery(),
     )
 
 
@@ -135,8 +180,6 @@ def phash_bands(phash: int) -> list[int]:
 
 def _nearest(session: Session, params: dict[str, Any], phash: int, dhash: int) -> Flag | None:
     if is_postgres(session):
-        # A parallel plan costs more to start than this index lookup takes (measured).
-        session.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))
         row = session.execute(
             _near_query_pg(),
             {**params, "bands": phash_bands(phash), "phash": phash, "dhash": dhash},
@@ -148,6 +191,67 @@ def _nearest(session: Session, params: dict[str, Any], phash: int, dhash: int) -
         if pd_ <= PHASH_MAX and dd_ <= DHASH_MAX and (best is None or pd_ < best.distance):
             best = Flag(PhotoFlag.near, photo_id, pd_)
     return best
+
+
+def used_by_child(
+    session: Session, participant_id: int, *, unique_id: str | None, sha256: str | None
+) -> bool:
+    """Whether this child (any shift) already sent this Telegram file or these exact bytes."""
+    if not unique_id and not sha256:
+        return False
+    params = {"participant_id": participant_id, "unique_id": unique_id, "sha256": sha256}
+    return bool(session.execute(sa.select(_child_used_query()), params).scalar())
+
+
+@dataclass(frozen=True)
+class Check:
+    used_by_child: bool  # "already sent": the photo does not count
+    flag: Flag | None
+
+
+def check_new_photo(
+    session: Session,
+    *,
+    shift_id: int,
+    participant_id: int,
+    report_id: int,
+    sha256: str,
+    file_unique_id: str | None,
+    phash: int,
+    dhash: int,
+) -> Check:
+    """Before a photo for `report_id` is stored: whether the child already sent it, and its flag
+    among the shift's photos (the report's earlier attempts excluded). One query on PostgreSQL."""
+    params: dict[str, Any] = {
+        "participant_id": participant_id,
+        "shift_id": shift_id,
+        "exclude_photo_id": None,
+        "exclude_report_id": report_id,
+        "sha256": sha256,
+        "unique_id": file_unique_id or None,
+    }
+    if not is_postgres(session):
+        if used_by_child(session, participant_id, unique_id=file_unique_id, sha256=sha256):
+            return Check(True, None)
+        flag = find_flag(
+            session,
+            shift_id,
+            sha256=sha256,
+            file_unique_id=file_unique_id,
+            phash=phash,
+            dhash=dhash,
+            exclude_report_id=report_id,
+        )
+        return Check(False, flag)
+    params.update(bands=phash_bands(phash), phash=phash, dhash=dhash)
+    used, exact, near = session.execute(_check_query_pg(), params).one()
+    if used:
+        return Check(True, None)
+    if exact is not None:
+        return Check(False, Flag(PhotoFlag.exact, int(exact), 0))
+    if near is not None:
+        return Check(False, Flag(PhotoFlag.near, int(near[0]), int(near[1])))
+    return Check(False, None)
 
 
 def flag_photo(session: Session, photo: ReportPhoto) -> Flag | None:

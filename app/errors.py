@@ -40,6 +40,11 @@ class MissingObject(AppError):
     """The media storage has no object under this key."""
 
 
+class StorageUnavailable(AppError):
+    """The media storage could not take an object: a fault of the store (full, read-only, down),
+    not of the data; the work is retried later."""
+
+
 class DownloadError(AppError):
     """Telegram could not give us the file (error, too big, network)."""
 

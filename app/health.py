@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from app import locks, media, outbox, storage
 from app.db import get_engine, session_scope
+from app.models import TelegramUpdate, UpdateStatus
 from app.settings import get_settings
 
 
@@ -52,6 +54,8 @@ def bot_state() -> dict[str, Any]:
         "ok": True,
         "enabled": True,
         "mode": "webhook" if settings.bot_webhook_mode else "polling",
+        # false: this process only serves requests; `lomaya worker` sends (docs/deploy.md)
+        "background_here": settings.web_background,
     }
     if not settings.bot_webhook_mode:
         state["poller"] = _held("poller")
@@ -90,11 +94,27 @@ def outbox_state() -> dict[str, Any]:
     return {"ok": True, **backlog, "sender": _held("sender")}
 
 
+def updates_state() -> dict[str, Any]:
+    """Telegram updates a bug stopped (listed for administrators at /updates, with a retry button).
+    Shown, not failing the probe: the app works, and a load balancer must keep sending traffic."""
+    try:
+        with session_scope() as session:
+            failed = session.execute(
+                sa.select(sa.func.count())
+                .select_from(TelegramUpdate)
+                .where(col(TelegramUpdate.status) == UpdateStatus.failed)
+            ).scalar_one()
+    except Exception as exc:
+        return {"ok": False, "error": type(exc).__name__}
+    return {"ok": True, "failed": int(failed)}
+
+
 def status() -> dict[str, Any]:
     parts = {
         "database": database_state(),
         "storage": storage_state(),
         "bot": bot_state(),
+        "updates": updates_state(),
         "scheduler": scheduler_state(),
         "outbox": outbox_state(),
     }

@@ -28,6 +28,7 @@ from app.web import results as result_views
 from app.web import shifts as shift_views
 from app.web import staff as staff_views
 from app.web import tasks as task_views
+from app.web import updates as update_views
 from app.web.common import render
 from app.web.csrf import CSRFMiddleware
 from app.web.request_id import RequestIdMiddleware
@@ -118,8 +119,10 @@ def routes() -> list:
         Route("/invite/{secret}", staff_views.invite_accept, methods=["GET", "POST"]),
         Route("/profile", staff_views.profile, methods=["GET", "POST"]),
         Route("/profile/password", staff_views.profile_password, methods=["POST"]),
-        # --- admin: audit log ---
+        # --- admin: audit log; Telegram updates that failed ---
         Route("/audit", audit_views.audit_list),
+        Route("/updates", update_views.update_list),
+        Route("/updates/{update_id:int}/retry", update_views.update_retry, methods=["POST"]),
         # --- private media (photos, task pictures) ---
         Route("/media/{key:path}", basics.media),
         # --- Telegram: webhook and the WebApps (authenticated by secret/initData) ---
@@ -163,13 +166,19 @@ def _background_jobs(settings: Settings) -> list[background.Job]:
 
 
 def create_app(settings: Settings | None = None, *, start_background: bool = True) -> Starlette:
+    """The web app. Its background jobs (outbox sender, scheduler, polling) run in this process
+    only when `start_background` and WEB_BACKGROUND allow; production runs web processes without
+    them (`lomaya serve --workers N --no-background`) plus `lomaya worker` (docs/deploy.md)."""
     settings = set_settings(settings or get_settings())
+    start_background = start_background and settings.web_background
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
         logs.quiet_access_log()
         get_engine(settings)
         tasks = background.start(settings, _background_jobs(settings)) if start_background else []
+        if not settings.web_background:
+            log.info("WEB_BACKGROUND=false: no sender, scheduler or polling here (lomaya worker)")
         if settings.bot_enabled:  # bot start-up imports before the freeze below, not in a request
             from app import images
             from app.bot.handlers import dispatcher

@@ -527,6 +527,15 @@ class TelegramUpdate(SQLModel, table=True):
     """A received Telegram update, stored first so a redelivery is never processed twice."""
 
     __tablename__ = "telegram_update"
+    __table_args__ = (
+        # The few failed updates (health, the staff page), not every update ever received.
+        sa.Index(
+            "ix_telegram_update_failed",
+            "update_id",
+            postgresql_where=sa.text("status = 'failed'"),
+            sqlite_where=sa.text("status = 'failed'"),
+        ),
+    )
 
     update_id: int = Field(
         sa_type=sa.BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}

@@ -55,57 +55,30 @@ class Outcome:
     stored_keys: tuple[str, ...] = ()
 
 
+def photo_values(
+    report_id: int, attempt: int, stored: images.StoredImage, **extra: Any
+) -> dict[str, Any]:
+    """The columns of a report photo row for a stored image."""
+    return {
+        "report_id": report_id,
+        "attempt": attempt,
+        "storage_key": stored.key,
+        "thumb_key": stored.thumb_key,
+        "width": stored.width,
+        "height": stored.height,
+        "size_bytes": stored.size_bytes,
+        "sha256": stored.sha256,
+        "phash": stored.phash,
+        "dhash": stored.dhash,
+        **extra,
+    }
+
+
 def photo_row(
     report_id: int, attempt: int, stored: images.StoredImage, **extra: Any
 ) -> ReportPhoto:
     """A report photo row for a stored image (the bot, the demo data and the tests all make them)."""
-    return ReportPhoto(
-        report_id=report_id,
-        attempt=attempt,
-        storage_key=stored.key,
-        thumb_key=stored.thumb_key,
-        width=stored.width,
-        height=stored.height,
-        size_bytes=stored.size_bytes,
-        sha256=stored.sha256,
-        phash=stored.phash,
-        dhash=stored.dhash,
-        **extra,
-    )
-
-
-@functools.cache
-def _used_by_child_query() -> Any:
-    """Whether a photo of this child (any shift) has this `file_unique_id` or SHA-256 (parameters
-    `participant_id`, `unique_id`, `sha256`; None matches nothing). Built once."""
-    return sa.select(
-        sa.exists(
-            sa.select(col(ReportPhoto.id))
-            .join(Report, col(Report.id) == col(ReportPhoto.report_id))
-            .join(Member, col(Member.id) == col(Report.member_id))
-            .where(
-                col(Member.participant_id) == sa.bindparam("participant_id", type_=sa.Integer),
-                sa.or_(
-                    col(ReportPhoto.telegram_file_unique_id)
-                    == sa.bindparam("unique_id", type_=sa.String),
-                    col(ReportPhoto.sha256) == sa.bindparam("sha256", type_=sa.String),
-                ),
-            )
-        )
-    )
-
-
-def _used_by_child(
-    session: Session, participant_id: int, *, unique_id: str | None, sha256: str | None
-) -> bool:
-    if not unique_id and not sha256:
-        return False
-    params = {
-        "participant_id": participant_id,
-        "unique_id": unique_id or None,
-        "sha256": sha256 or None,
-    }
-    return bool(session.execute(_used_by_child_query(), params).scalar())
+    return ReportPhoto(**photo_values(report_id, attempt, stored, **extra))
 
 
 @dataclass
@@ -189,7 +162,9 @@ def situation(session: Session, telegram_id: int, unique_id: str | None) -> Situ
     report = reports.todays_report(session, member, lock=True)
     if report is None:
         return Situation(participant, shift)
-    used_before = _used_by_child(session, participant.id, unique_id=unique_id, sha256=None)
+    used_before = duplicates.used_by_child(
+        session, participant.id, unique_id=unique_id, sha256=None
+    )
     return Situation(participant, shift, report, used_before)
 
 
@@ -220,18 +195,32 @@ def receive(
     if len(data) > MAX_DOWNLOAD_BYTES:
         return Outcome("photo_too_big", report_id=report.id)
     sha = hashlib.sha256(data).hexdigest()
-    if _used_by_child(session, participant.id, unique_id=None, sha256=sha):
-        return Outcome("photo_already_sent", report_id=report.id)
-
     refusal = _refusal(report)
     if refusal is not None:
-        return refusal
+        used = duplicates.used_by_child(session, participant.id, unique_id=None, sha256=sha)
+        return Outcome("photo_already_sent", report_id=report.id) if used else refusal
     try:
-        stored = images.store_image(data)
+        image = images.process(data)
     except NotAnImage:
         return Outcome("photo_not_image", report_id=report.id)
+    unique_id = incoming.file_unique_id[:64] or None
+    assert report.id is not None
+    check = duplicates.check_new_photo(
+        session,
+        shift_id=report.shift_id,
+        participant_id=participant.id,
+        report_id=report.id,
+        sha256=sha,
+        file_unique_id=unique_id,
+        phash=image.phash,
+        dhash=image.dhash,
+    )
+    if check.used_by_child:
+        return Outcome("photo_already_sent", report_id=report.id)
+    # A storage fault propagates: the update is not recorded and is delivered again.
+    stored = images.store_processed(image, sha)
     try:
-        outcome = _accept(session, report, shift, incoming, stored)
+        outcome = _accept(session, report, shift, incoming, stored, check.flag)
     except BaseException:
         storage.delete(stored.key, stored.thumb_key)
         raise
@@ -256,12 +245,19 @@ def _refusal(report: Report) -> Outcome | None:
     return None
 
 
+@functools.cache
+def _insert_photo() -> Any:
+    table = ReportPhoto.__table__  # type: ignore[attr-defined]
+    return sa.insert(table).returning(table.c.id)
+
+
 def _accept(
     session: Session,
     report: Report,
     shift: Shift,
     incoming: Incoming,
     stored: images.StoredImage,
+    flag: duplicates.Flag | None,
 ) -> Outcome:
     attempt = report.photo_count + 1
     assert report.id is not None
@@ -283,31 +279,22 @@ def _accept(
     if not changed.rowcount:  # type: ignore[attr-defined]
         session.refresh(report)
         return _refusal(report) or Outcome("photo_already_reviewing", report_id=report.id)
-    # The flag is known before the insert (the photo is not in the table yet, and earlier attempts
-    # of this report are excluded, as flag_photo does), so the row is written once.
-    flag = duplicates.find_flag(
-        session,
-        report.shift_id,
-        sha256=stored.sha256,
-        file_unique_id=incoming.file_unique_id[:64] or None,
-        phash=stored.phash,
-        dhash=stored.dhash,
-        exclude_report_id=report.id,
-    )
-    photo = photo_row(
+    # The flag was found before the insert (earlier attempts of this report excluded, as
+    # flag_photo does), so the row is written once, by a prebuilt INSERT (no ORM flush).
+    values = photo_values(
         report.id,
         attempt,
         stored,
         telegram_file_id=incoming.file_id[:255],
         telegram_file_unique_id=incoming.file_unique_id[:64] or None,
+        created_at=now,
         **duplicates.flag_values(flag),
     )
-    session.add(photo)
-    session.flush()
+    photo_id = session.execute(_insert_photo(), values).scalar_one()
     return Outcome(
         "photo_received",
         {"attempt": attempt, "shift": shift},
         report.id,
-        photo.id,
+        photo_id,
         (stored.key, stored.thumb_key),
     )

@@ -59,6 +59,9 @@ class Settings:
     undo_seconds: int = 10
     invite_ttl_hours: int = 24
     scheduler_enabled: bool = True
+    web_background: bool = True
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
     outbox_rate_per_second: float = 30.0
     community_url: str = ""
     photo_retention_days: int = 365
@@ -246,6 +249,9 @@ VARIABLES = (
     Variable("UNDO_SECONDS", "undo_seconds", "10", integer(0, 600)),
     Variable("INVITE_TTL_HOURS", "invite_ttl_hours", "24", integer(1, 24 * 30)),
     Variable("SCHEDULER_ENABLED", "scheduler_enabled", "true", boolean),
+    Variable("WEB_BACKGROUND", "web_background", "true", boolean),
+    Variable("DB_POOL_SIZE", "db_pool_size", "10", integer(1, 500)),
+    Variable("DB_MAX_OVERFLOW", "db_max_overflow", "10", integer(0, 500)),
     Variable("OUTBOX_RATE_PER_SECOND", "outbox_rate_per_second", "30", number(0.1, 100000)),
     Variable("COMMUNITY_URL", "community_url", "", text),
     Variable("PHOTO_RETENTION_DAYS", "photo_retention_days", "365", integer(1, 36500)),

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from app import images, staff_admin
 from app.main import routes
-from app.models import MemberPause, ReportStatus, Staff, StaffStatus
+from app.models import MemberPause, ReportStatus, Staff, StaffStatus, TelegramUpdate, UpdateStatus
 from tests import factories
 from tests.conftest import csrf_token, login
 
@@ -98,8 +98,10 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/profile"): STAFF,
     ("POST", "/profile"): STAFF,
     ("POST", "/profile/password"): STAFF,
-    # audit
+    # audit; failed Telegram updates
     ("GET", "/audit"): ADMIN,
+    ("GET", "/updates"): ADMIN,
+    ("POST", "/updates/{update_id:int}/retry"): ADMIN,
 }
 
 PARAM_RE = re.compile(r"{(\w+)(?::\w+)?}")
@@ -151,6 +153,10 @@ def world(db, admin):
     )
     db.add(pause)
     token, secret = staff_admin.invite(db, admin, "invitee@example.org", "Ира", "", "expert")
+    failed = TelegramUpdate(
+        update_id=424242, payload={"update_id": 424242}, status=UpdateStatus.failed, error="x"
+    )
+    db.add(failed)
     db.commit()
     stored = images.store_image(factories.jpeg_bytes(seed=7))
     return {
@@ -168,6 +174,7 @@ def world(db, admin):
         "secret": secret,
         "key": stored.thumb_key,
         "version": "2026-2",
+        "update_id": failed.update_id,
     }
 
 

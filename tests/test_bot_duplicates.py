@@ -73,3 +73,65 @@ def test_database_search_matches_brute_force(db):
     assert expected is not None  # the data set has near matches
     assert flag is not None and flag.kind == PhotoFlag.near
     assert (flag.distance, flag.photo_id) == expected
+
+
+def _old_hashes(data: bytes) -> tuple[int, int]:
+    """The hashes as the earlier code stored them: imagehash on Pillow's draft-mode thumbnail."""
+    import io
+
+    import imagehash
+    from PIL import Image, ImageOps
+
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (480, 480))
+    image.load()
+    image = ImageOps.exif_transpose(image) or image
+    image.thumbnail((480, 480))
+    values = [int(str(h), 16) for h in (imagehash.phash(image), imagehash.dhash(image))]
+    p, d = (v - (1 << 64) if v >= 1 << 63 else v for v in values)
+    return p, d
+
+
+def test_old_photo_and_its_new_near_copy_still_flag(db, bot_client, fake_tg, noon):
+    """The decode changed (one libjpeg-turbo decode at 3/8 scale instead of a draft-mode decode and
+    a bicubic resize) but not the hash algorithms: the values of one picture differ by a bit or two
+    at most, so a photo stored by the earlier code still flags its re-encoded copy sent now."""
+    import io
+
+    from PIL import Image
+    from sqlmodel import select
+
+    from app.models import Participant, Shift
+    from tests.bot_support import photo_update, post_update
+    from tests.image_support import picture
+
+    shift = factories.make_shift(db)
+    old_member = factories.make_member(db, shift)
+    member = factories.make_member(db, db.get(Shift, shift.id))
+    out = io.BytesIO()
+    picture(21).save(out, "JPEG", quality=85)
+    original = out.getvalue()
+    earlier = factories.make_report(db, old_member, day=1, status=ReportStatus.approved, photos=0)
+    old_p, old_d = _old_hashes(original)
+    db.add(
+        ReportPhoto(
+            report_id=earlier.id,
+            attempt=1,
+            storage_key="reports/old.jpg",
+            thumb_key="reports/old_t.jpg",
+            sha256="0" * 64,
+            phash=old_p,
+            dhash=old_d,
+            flags_checked=True,
+        )
+    )
+    report = factories.make_report(db, member, day=1)
+    db.commit()
+    copy = io.BytesIO()
+    Image.open(io.BytesIO(original)).resize((960, 720)).save(copy, "JPEG", quality=60)
+    uid = db.get(Participant, member.participant_id).telegram_id
+    assert post_update(bot_client, photo_update(fake_tg, uid, copy.getvalue())).status_code == 200
+    db.expire_all()
+    photo = db.exec(select(ReportPhoto).where(ReportPhoto.report_id == report.id)).one()
+    assert photo.flag == PhotoFlag.near
+    assert hamming(photo.phash, old_p) <= duplicates.PHASH_MAX

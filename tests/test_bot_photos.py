@@ -330,3 +330,88 @@ def test_report_changed_while_the_photo_downloaded_gets_an_answer_from_the_new_s
     assert db.exec(select(ReportPhoto).where(ReportPhoto.report_id == report.id)).all() == []
     assert db.get(Report, report.id).photo_count == 0
     assert set(storage.backend().keys()) == before
+
+
+# --- what is stored carries no metadata (issue 10: GPS of the child's home) ---------------------
+
+
+def _staff_client(bot_client, bot_settings, admin):
+    from starlette.testclient import TestClient
+
+    from tests.conftest import login
+
+    staff = TestClient(bot_client.app, base_url=bot_settings.application_url)
+    staff.__enter__()
+    assert login(staff, admin).status_code == 303
+    return staff
+
+
+@pytest.mark.parametrize(("as_document", "orientation"), [(False, None), (True, None), (True, 6)])
+def test_gps_exif_reaches_neither_storage_nor_media_nor_export(
+    db, bot_client, bot_settings, fake_tg, member, admin, as_document, orientation
+):
+    import zipfile
+
+    from app import storage
+    from tests.image_support import metadata_in, phone_jpeg
+
+    report = _report(db, member)
+    uid = _tg(db, member)
+    data = phone_jpeg(seed=9, orientation=orientation)  # GPS, camera, XMP, IPTC, comment, trailer
+    assert len(metadata_in(data)) > 3
+    update = (
+        document_update(fake_tg, uid, data, "image/jpeg", "IMG_0001.JPG")
+        if as_document
+        else photo_update(fake_tg, uid, data)
+    )
+    assert post_update(bot_client, update).json()["result"] == "processed"
+    db.expire_all()
+    photo = db.exec(select(ReportPhoto).where(ReportPhoto.report_id == report.id)).one()
+    assert metadata_in(storage.get(photo.storage_key)) == []
+    assert metadata_in(storage.get(photo.thumb_key)) == []
+    import hashlib
+
+    assert photo.sha256 == hashlib.sha256(data).hexdigest()  # of what the family sent
+    if orientation == 6:
+        assert (photo.width, photo.height) == (960, 1280)  # stored upright
+    staff = _staff_client(bot_client, bot_settings, admin)
+    try:
+        for key in (photo.storage_key, photo.thumb_key):
+            response = staff.get(f"/media/{key}")
+            assert response.status_code == 200 and metadata_in(response.content) == []
+        export = staff.get(f"/participants/{member.participant_id}/export")
+        assert export.status_code == 200
+        with zipfile.ZipFile(io.BytesIO(export.content)) as archive:
+            pictures = [n for n in archive.namelist() if n.lower().endswith(".jpg")]
+            assert pictures
+            for name in pictures:
+                assert metadata_in(archive.read(name)) == [], name
+    finally:
+        staff.__exit__(None, None, None)
+
+
+def test_heic_document_is_accepted_and_stored_as_jpeg(db, bot_client, fake_tg, member):
+    from app import storage
+    from tests.image_support import heic_bytes, metadata_in
+
+    report = _report(db, member)
+    update = document_update(fake_tg, _tg(db, member), heic_bytes(seed=3), "image/heic", "a.HEIC")
+    assert post_update(bot_client, update).json()["result"] == "processed"
+    db.expire_all()
+    assert db.get(Report, report.id).status == ReportStatus.reviewing
+    photo = db.exec(select(ReportPhoto).where(ReportPhoto.report_id == report.id)).one()
+    body = storage.get(photo.storage_key)
+    assert Image.open(io.BytesIO(body)).format == "JPEG" and metadata_in(body) == []
+    assert _answers(db) == ["photo_received"]
+
+
+@pytest.mark.parametrize("mime", ["image/gif", "image/jpeg"])
+def test_a_gif_gets_the_please_send_a_photo_answer(db, bot_client, fake_tg, member, mime):
+    report = _report(db, member)
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(out, "GIF")
+    update = document_update(fake_tg, _tg(db, member), out.getvalue(), mime, "a.gif")
+    assert post_update(bot_client, update).status_code == 200
+    db.expire_all()
+    assert db.get(Report, report.id).photo_count == 0
+    assert _answers(db) == ["photo_not_image"]

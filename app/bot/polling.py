@@ -30,8 +30,8 @@ from app.db import get_engine
 from app.settings import Settings
 
 log = logging.getLogger("lomaya.bot")
-
-RETRY_SECONDS = 3.0
+RETRY_SECONDS = 3.0  # a Telegram or network error
+RETRY_MAX_SECONDS = 60  # the longest pause while the database or the storage is down
 NETWORK_ERRORS = (telebot.apihelper.ApiException, requests.RequestException)
 
 
@@ -127,12 +127,14 @@ def _poll(
 ) -> bool:
     """getUpdates rounds while the lock is ours; False when a webhook appeared (stop polling)."""
     offset = 0
+    failures = 0
     while not stop.is_set():
         if not lock.held():
             log.warning("bot polling: the lock is lost; standing by")
             return True
         try:
             offset = poll_once(settings, offset, timeout)
+            failures = 0
         except telebot.apihelper.ApiTelegramException as exc:
             if exc.error_code == 409:
                 # Someone set a webhook meanwhile, or another client polls with this token.
@@ -146,9 +148,16 @@ def _poll(
         except NETWORK_ERRORS as exc:
             log.warning("getUpdates failed (%s); retrying in 3 s", type(exc).__name__)
             stop.wait(RETRY_SECONDS)
-        except Exception:  # the database is down: keep the offset, Telegram keeps the update
-            log.exception("polling: an update could not be stored; retrying in 3 s")
-            stop.wait(RETRY_SECONDS)
+        except Exception as exc:
+            # The database or the media storage is down (updates.is_transient), or a failure
+            # could not be recorded: the offset stays, Telegram keeps the update, and it is
+            # processed again after a pause that grows while the fault lasts.
+            failures += 1
+            pause = min(RETRY_MAX_SECONDS, 2 ** min(failures, 10))
+            log.warning(
+                "polling: update not processed (%s); retrying in %d s", type(exc).__name__, pause
+            )
+            stop.wait(pause)
     return True
 
 

@@ -7,27 +7,34 @@
    a redelivered update is acknowledged and not processed twice.
 3. It is processed by the pyTelegramBotAPI handlers in the same transaction, so the update row, the
    domain changes and the outbox replies commit together — or not at all.
-4. A handler error rolls that back and records the update with status `failed` and its error in a
-   second transaction, for `lomaya bot replay`; the caller still answers 200. If even that cannot be
-   written (the database is down), the exception propagates and the webhook answers 5xx, so Telegram
-   redelivers.
+4. A fault of the database or of the media storage (`is_transient`: the connection lost, a lock
+   wait cancelled, the store full or down) rolls everything back — the update row too — and
+   propagates: the webhook answers 503 and Telegram delivers the update again, polling keeps its
+   offset and retries with backoff. Nothing is recorded, so the redelivery is processed normally.
+5. Any other handler error is a bug that would strike again: it rolls back and records the update
+   with status `failed` and its error (in a second transaction; if even that cannot be written,
+   the exception propagates as in 4). The caller answers 200 (no retry storm). Failed updates show
+   on /health and on the staff page /updates, which retries them (`lomaya bot replay` too).
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 import telebot
+from sqlalchemy import exc as sa_exc
 from sqlmodel import Session, col
 
 from app import clock, storage
 from app.bot import validate
 from app.bot.context import Context, use
-from app.db import dialect_insert, session_scope
+from app.db import dialect_insert, get_engine, session_scope
+from app.errors import StorageUnavailable
 from app.models import TelegramUpdate, UpdateStatus
 
 log = logging.getLogger("lomaya.bot")
@@ -106,11 +113,27 @@ def _ignore(update_id: int, reason: str, *, replay: bool) -> str:
     return "ignored"
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A fault of the database or of the media storage, not of the update: retried, never recorded
+    as failed."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc,
+        StorageUnavailable
+        | sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.TimeoutError
+        | sa_exc.DisconnectionError,
+    )
+
+
 def process_update(bot: telebot.TeleBot, data: dict[str, Any], *, replay: bool = False) -> str:
     """Store and process one raw update with `bot`'s handlers; returns "processed", "duplicate",
-    "ignored" (odd numbers, see `app.bot.validate`) or "failed".
+    "ignored" (odd numbers, see `app.bot.validate`) or "failed". A database or storage fault
+    propagates (see the module docstring).
 
-    `replay=True` re-runs a stored `failed` update (the CLI's `lomaya bot replay`).
+    `replay=True` re-runs a stored `failed` update (the staff page, `lomaya bot replay`).
     """
     update_id = update_id_of(data)
     if update_id is None:
@@ -119,43 +142,64 @@ def process_update(bot: telebot.TeleBot, data: dict[str, Any], *, replay: bool =
     if reason is not None:
         return _ignore(update_id, reason, replay=replay)
     ctx: Context | None = None
+    committing = False
+    session = Session(get_engine(), expire_on_commit=False)
     try:
-        with session_scope() as session:
-            if replay:
-                row = session.get(TelegramUpdate, update_id, with_for_update=True)
-                if row is None or row.status == UpdateStatus.processed:
-                    return "duplicate"
-            elif not _insert(session, update_id, {}, UpdateStatus.processed, clock.now()):
-                # Stored as processed in the same transaction as its effects: either both
-                # commit, or neither (and a failure is recorded separately below). A processed
-                # update keeps only its id (the dedupe key): its payload holds a child's name and
-                # messages, which we do not keep without need. Failed ones keep it for replay.
+        if replay:
+            row = session.get(TelegramUpdate, update_id, with_for_update=True)
+            if row is None or row.status != UpdateStatus.failed:
                 return "duplicate"
-            ctx = Context(session=session, update_id=update_id, bot=bot)
-            with use(ctx):
-                update = telebot.types.Update.de_json(data)
-                if update is not None:
-                    bot.process_new_updates([update])
-            if replay:
-                session.execute(
-                    sa.update(TelegramUpdate)
-                    .where(col(TelegramUpdate.update_id) == update_id)
-                    .values(
-                        status=UpdateStatus.processed,
-                        error=None,
-                        payload={},
-                        processed_at=clock.now(),
-                    )
+        elif not _insert(session, update_id, {}, UpdateStatus.processed, clock.now()):
+            # Stored as processed in the same transaction as its effects: either both commit, or
+            # neither (and a failure is recorded separately below). A processed update keeps only
+            # its id (the dedupe key): its payload holds a child's name and messages, which we do
+            # not keep without need. Failed ones keep it for replay.
+            return "duplicate"
+        ctx = Context(session=session, update_id=update_id, bot=bot)
+        with use(ctx):
+            update = telebot.types.Update.de_json(data)
+            if update is not None:
+                bot.process_new_updates([update])
+        if replay:
+            session.execute(
+                sa.update(TelegramUpdate)
+                .where(col(TelegramUpdate.update_id) == update_id)
+                .values(
+                    status=UpdateStatus.processed,
+                    error=None,
+                    payload={},
+                    processed_at=clock.now(),
                 )
+            )
+        committing = True
+        session.commit()
         return "processed"
     except Exception as exc:
-        if ctx is not None:
-            storage.delete(*ctx.stored_keys)
+        _roll_back(session)
+        if ctx is not None and not committing:
+            # Written by this update and now referenced by nothing. (After a failed COMMIT the
+            # transaction may still have been committed: the files stay.)
+            try:
+                storage.delete(*ctx.stored_keys)
+            except Exception:  # the store is down too: the files stay, as after a crash
+                log.warning("update %s: its files could not be removed", update_id)
         # Logs carry no personal data: the update id and the error class only.
+        if is_transient(exc):
+            log.warning("update %s not processed, to be retried: %s", update_id, type(exc).__name__)
+            raise
         log.warning("update %s failed: %s", update_id, type(exc).__name__)
         error = "".join(traceback.format_exception(exc))[-4000:].replace("\x00", "")
         _record_failure(update_id, data, error)
         return "failed"
+    finally:
+        session.close()
+
+
+def _roll_back(session: Session) -> None:
+    try:
+        session.rollback()
+    except Exception:  # the connection is gone: the server has rolled back already
+        log.debug("rollback failed", exc_info=True)
 
 
 def failed_updates(limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
@@ -167,3 +211,52 @@ def failed_updates(limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
             .limit(limit)
         ).all()
     return [(int(r[0]), dict(r[1])) for r in rows]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A failed update as staff see it: never its payload (a child's name and messages)."""
+
+    update_id: int
+    received_at: datetime
+    failed_at: datetime | None
+    error_class: str
+
+
+def error_class(error: str | None) -> str:
+    """The exception's class from a stored traceback (its last line is "Class: message")."""
+    lines = [line for line in (error or "").splitlines() if line.strip()]
+    if not lines:
+        return "?"
+    name = lines[-1].split(":", 1)[0].strip()
+    return name.rsplit(".", 1)[-1][:80] if name.replace(".", "").replace("_", "").isalnum() else "?"
+
+
+def failed_list(session: Session, limit: int = 200) -> list[Failed]:
+    rows = session.execute(
+        sa.select(
+            col(TelegramUpdate.update_id),
+            col(TelegramUpdate.received_at),
+            col(TelegramUpdate.processed_at),
+            col(TelegramUpdate.error),
+        )
+        .where(col(TelegramUpdate.status) == UpdateStatus.failed)
+        .order_by(col(TelegramUpdate.update_id))
+        .limit(limit)
+    ).all()
+    return [Failed(int(r[0]), r[1], r[2], error_class(r[3])) for r in rows]
+
+
+def retry(bot: telebot.TeleBot, update_id: int) -> str:
+    """Run one failed update again: "processed", "failed" (again) or "duplicate" (not failed any
+    more). A database or storage fault propagates."""
+    with session_scope() as session:
+        payload = session.execute(
+            sa.select(col(TelegramUpdate.payload)).where(
+                col(TelegramUpdate.update_id) == update_id,
+                col(TelegramUpdate.status) == UpdateStatus.failed,
+            )
+        ).scalar()
+    if payload is None:
+        return "duplicate"
+    return process_update(bot, dict(payload), replay=True)

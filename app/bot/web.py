@@ -6,6 +6,7 @@ secret header, the WebApp by the signed `initData`.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -19,7 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from app import consent, images, progress, registration, storage, text, webapp
 from app.bot import handlers, updates
 from app.db import session_scope
-from app.errors import InitDataError, MissingObject
+from app.errors import InitDataError, MissingObject, StorageUnavailable
 from app.models import Task
 from app.settings import get_settings
 from app.web.common import templates
@@ -27,6 +28,10 @@ from app.web.common import templates
 log = logging.getLogger("lomaya.bot")
 
 MAX_BODY_BYTES = 1024 * 1024  # Telegram updates are small; a photo is referenced, not embedded
+# A body over the cap is still read (and thrown away) up to this much, so that the 413 reaches a
+# client that is still sending instead of a connection reset; beyond it the connection is dropped.
+DRAIN_BYTES = 16 * MAX_BODY_BYTES
+MAX_DEPTH = 32  # real updates nest about 8 deep (a reply's message, a keyboard's rows)
 
 
 def _json(status: int, **body: object) -> JSONResponse:
@@ -34,15 +39,32 @@ def _json(status: int, **body: object) -> JSONResponse:
 
 
 async def _read_capped(request: Request, cap: int) -> bytes | None:
+    """The body, or None if it is over `cap` (then read to its end when that is near enough)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
+    if declared.isdigit() and int(declared) > DRAIN_BYTES:
         return None
     body = bytearray()
+    seen = 0
     async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > cap:
+        seen += len(chunk)
+        if seen > DRAIN_BYTES:
             return None
-    return bytes(body)
+        if seen <= cap:
+            body.extend(chunk)
+    return bytes(body) if seen <= cap else None
+
+
+def _too_deep(data: object, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON `data` nests deeper than `limit` (iteratively: no recursion to exhaust)."""
+    todo: list[tuple[object, int]] = [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            items = value.values() if isinstance(value, dict) else value
+            todo.extend((item, depth + 1) for item in items if isinstance(item, dict | list))
+    return False
 
 
 def _no_constants(name: str) -> object:
@@ -65,14 +87,35 @@ async def webhook(request: Request) -> Response:
         data = json.loads(body, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurd nesting
         return _json(400, error="malformed JSON")
+    if _too_deep(data):
+        return _json(400, error="JSON nested too deep")
     if updates.update_id_of(data) is None:
         return _json(400, error="not a Telegram update")
     try:
-        result = await run_in_threadpool(updates.process_update, handlers.dispatcher(), data)
-    except SQLAlchemyError as exc:
-        log.error("webhook: database unavailable (%s); Telegram will redeliver", type(exc).__name__)
-        return _json(503, error="database unavailable")
+        async with _slots():
+            result = await run_in_threadpool(updates.process_update, handlers.dispatcher(), data)
+    except (SQLAlchemyError, StorageUnavailable) as exc:
+        # Nothing of the update was kept: Telegram delivers it again later.
+        log.error("webhook: %s; Telegram will redeliver", type(exc).__name__)
+        return _json(503, error="temporarily unavailable")
     return _json(200, result=result)
+
+
+# Updates processed at once by this process: as many as its pool keeps database connections
+# (DB_POOL_SIZE). An update holds a connection from start to end (today's report stays locked while
+# its photo downloads); more at once would only open and close overflow connections and queue for
+# the GIL. The rest wait here, in the event loop, for a slot.
+_slot_state: dict[int, asyncio.Semaphore] = {}
+
+
+def _slots() -> asyncio.Semaphore:
+    """This event loop's semaphore (made on first use: a semaphore belongs to one loop)."""
+    loop_id = id(asyncio.get_running_loop())
+    slots = _slot_state.get(loop_id)
+    if slots is None:
+        _slot_state.clear()
+        slots = _slot_state[loop_id] = asyncio.Semaphore(get_settings().db_pool_size)
+    return slots
 
 
 # --- the registration WebApp ------------------------------------------------------------------------
