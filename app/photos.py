@@ -272,7 +272,14 @@ def _accept(
             col(Report.photo_count) == report.photo_count,
         )
         .values(
-            status=ReportStatus.reviewing, photo_count=attempt, submitted_at=now, updated_at=now
+            status=ReportStatus.reviewing,
+            photo_count=attempt,
+            submitted_at=now,
+            updated_at=now,
+            # A new attempt after a decline is undecided again (the old decision is in the audit).
+            decided_at=None,
+            decided_by_id=None,
+            decline_reason=None,
         )
         .execution_options(synchronize_session=False)
     )

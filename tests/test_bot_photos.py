@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from sqlmodel import select
 
+from app import clock
 from app.models import OutgoingMessage, PhotoFlag, Report, ReportPhoto, ReportStatus
 from tests import factories
 from tests.bot_support import deliver, document_update, photo_update, post_update, text_update
@@ -158,7 +159,9 @@ def test_a_failure_after_storing_leaves_no_object(
     def broken(*args, **kwargs):
         raise RuntimeError("the duplicate check broke")
 
-    monkeypatch.setattr(duplicates, "find_flag", broken)
+    # flag_values runs after the photo is stored, on both databases (the flag itself is found by
+    # one query on PostgreSQL and by find_flag on SQLite).
+    monkeypatch.setattr(duplicates, "flag_values", broken)
     update = photo_update(fake_tg, _tg(db, member), factories.jpeg_bytes(seed=8))
     assert post_update(bot_client, update).json()["result"] == "failed"
     db.expire_all()
@@ -267,12 +270,18 @@ def test_attempts_over(db, bot_client, fake_tg, member):
     assert _answers(db) == ["photo_attempts_over"]
 
 
-def test_declined_report_takes_a_new_attempt(db, bot_client, fake_tg, member):
+def test_declined_report_takes_a_new_attempt(db, bot_client, fake_tg, member, admin):
     report = _report(db, member, ReportStatus.declined)
+    report.decline_reason, report.decided_by_id = "Фото размыто", admin.id
+    report.decided_at = clock.now()
+    db.add(report)
+    db.commit()
     post_update(bot_client, photo_update(fake_tg, _tg(db, member), factories.jpeg_bytes(seed=42)))
     db.expire_all()
     report = db.get(Report, report.id)
     assert report.status == ReportStatus.reviewing and report.photo_count == 2
+    # the new attempt is undecided: the old decision lives on in the audit log only
+    assert (report.decided_at, report.decided_by_id, report.decline_reason) == (None, None, None)
 
 
 def test_no_task_and_not_member_answer_without_downloading(db, bot_client, fake_tg, member):
