@@ -51,6 +51,11 @@ def participant_list(request: Request, session: Session, actor: Staff) -> Respon
     )
     rows, has_next = participants.search(session, filters)
     query = {k: v for k, v in params.items() if k != "page" and v}
+    active = sum(
+        1
+        for v in (filters.q, filters.status, filters.shift_id, filters.blocked, filters.test)
+        if v not in ("", None)
+    )
     return render(
         request,
         "participants/list.html",
@@ -61,6 +66,8 @@ def participant_list(request: Request, session: Session, actor: Staff) -> Respon
             "statuses": participants.STATUS_FILTERS,
             "shifts": _shift_choices(session),
             "query": query,
+            "count": participants.count(session, filters),
+            "active": active,
         },
     )
 
