@@ -99,7 +99,14 @@ def test_strip_shows_the_childs_earlier_photos_with_their_outcome(expert_client,
     ]
     db.commit()  # card() stored the computed duplicate flags
     page = expert_client.get("/reports")
-    assert page.text.count('class="is-approved" title="день') == 2
+    # Newest first, each with its day and outcome in words.
+    strip = page.text[page.text.index('class="mod-strip"') :]
+    assert (
+        strip.index("день 3: принято")
+        < strip.index("день 2: отклонено")
+        < strip.index("день 1: принято")
+    )
+    assert page.text.count('<li class="is-approved">') == 2
 
 
 def test_approve_earns_one_point_and_tells_the_family_after_the_undo_window(
@@ -434,8 +441,8 @@ def test_flags_are_computed_for_photos_that_lack_them_and_shown_with_the_match(e
         db.add(photo)
     db.commit()
     page = expert_client.get("/reports")
-    assert "точно такое же фото" in page.text
-    assert "Петя С., день 1" in page.text and "(принято)" in page.text
+    assert "Точно такое же фото" in page.text
+    assert "Петя С., день 1" in page.text and 'class="mod-outcome is-approved">принято' in page.text
     db.expire_all()
     photo = db.exec(select(ReportPhoto).where(ReportPhoto.report_id == copy.id)).one()
     first_photo = db.exec(select(ReportPhoto).where(ReportPhoto.report_id == first.id)).one()
