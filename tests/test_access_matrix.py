@@ -74,7 +74,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/participants/{participant_id:int}/delete"): ADMIN,
     ("GET", "/members/{member_id:int}"): STAFF,
     ("POST", "/members/{member_id:int}/status"): ADMIN,
-    # results
+    # results: experts see them and download the exports, read-only (README §5); the page links
+    # experts back to the start page, not to the shift (admin-only)
     ("GET", "/shifts/{shift_id:int}/results"): STAFF,
     ("GET", "/shifts/{shift_id:int}/results.{ext}"): STAFF,
     # staff accounts, links, profile

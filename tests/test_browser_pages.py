@@ -9,6 +9,8 @@ under the test's tmp folder; the failure message names it.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlmodel import Session, col, select
 
@@ -99,8 +101,11 @@ CHECK_PAGE = """async () => {
     const box = el.getBoundingClientRect();
     return box.width && box.right > width + 1 && !el.closest(".table-wrap, .mod-strip, svg");
   }).slice(0, 3).map(el => el.tagName.toLowerCase() + (el.className ? "." + el.className : ""));
-  return {scroll: document.documentElement.scrollWidth, width, broken, wide};
+  const links = Array.from(document.querySelectorAll("a[href^='/']")).map(a => a.getAttribute("href"));
+  return {scroll: document.documentElement.scrollWidth, width, broken, wide, links};
 }"""
+
+ID = re.compile(r"\d+")
 
 
 def test_every_page_fits_both_screens_for_both_roles(browser, live_server, settings, db, tmp_path):
@@ -115,6 +120,7 @@ def test_every_page_fits_both_screens_for_both_roles(browser, live_server, setti
         "expert": (data.EXPERT["email"], data.EXPERT["password"]),
     }
     for role, paths in pages.items():
+        links: dict[str, tuple[str, str]] = {}  # one link of each shape → (link, page it is on)
         for device, (width, height) in WIDTHS.items():
             context = browser.new_context(
                 locale="ru-RU", viewport={"width": width, "height": height}
@@ -148,11 +154,21 @@ def test_every_page_fits_both_screens_for_both_roles(browser, live_server, setti
                         failed.append(f"broken images {found['broken'][:3]}")
                     if errors:
                         failed.append(f"console: {errors[:3]}")
+                    for link in found["links"]:
+                        shape = ID.sub("N", link.split("?")[0])
+                        if not shape.startswith(("/media/", "/static/")):
+                            links.setdefault(shape, (link, path))
                     if failed:
                         shots.mkdir(exist_ok=True)
                         name = f"{role}-{device}-{path.strip('/').replace('/', '_') or 'home'}"
                         page.screenshot(path=str(shots / f"{name[:80]}.png"), full_page=True)
                         problems.append(f"{where}: {'; '.join(failed)}")
+                if device == "laptop":
+                    # Every link a role is shown leads somewhere it may go: no "Нет доступа".
+                    for link, where in links.values():
+                        answer = page.request.get(live_server + link, max_redirects=0)
+                        if answer.status >= 400:
+                            problems.append(f"{role}: {where} links to {link} → {answer.status}")
             finally:
                 context.close()
     assert not problems, f"screenshots in {shots}\n" + "\n".join(problems)
