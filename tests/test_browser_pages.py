@@ -101,8 +101,11 @@ CHECK_PAGE = """async () => {
     const box = el.getBoundingClientRect();
     return box.width && box.right > width + 1 && !el.closest(".table-wrap, .mod-strip, svg");
   }).slice(0, 3).map(el => el.tagName.toLowerCase() + (el.className ? "." + el.className : ""));
+  // A plain form POST carries the session's CSRF token (or the server refuses it).
+  const tokenless = Array.from(document.querySelectorAll("form[method=post]"))
+    .filter(f => !(f.querySelector("input[name=csrf_token]") || {}).value).map(f => f.getAttribute("action"));
   const links = Array.from(document.querySelectorAll("a[href^='/']")).map(a => a.getAttribute("href"));
-  return {scroll: document.documentElement.scrollWidth, width, broken, wide, links};
+  return {scroll: document.documentElement.scrollWidth, width, broken, wide, links, tokenless};
 }"""
 
 ID = re.compile(r"\d+")
@@ -154,6 +157,8 @@ def test_every_page_fits_both_screens_for_both_roles(browser, live_server, setti
                         failed.append(f"broken images {found['broken'][:3]}")
                     if errors:
                         failed.append(f"console: {errors[:3]}")
+                    if found["tokenless"]:
+                        failed.append(f"forms without a CSRF token: {found['tokenless'][:3]}")
                     for link in found["links"]:
                         shape = ID.sub("N", link.split("?")[0])
                         if not shape.startswith(("/media/", "/static/")):
