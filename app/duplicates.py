@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col
 
 from app import storage
+from app.db import is_postgres
 from app.images import hamming, open_image, perceptual_hashes
 from app.models import PhotoFlag, Report, ReportPhoto, phash_bands_sql
 
@@ -133,7 +134,7 @@ def phash_bands(phash: int) -> list[int]:
 
 
 def _nearest(session: Session, params: dict[str, Any], phash: int, dhash: int) -> Flag | None:
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         # A parallel plan costs more to start than this index lookup takes (measured).
         session.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))
         row = session.execute(

@@ -120,71 +120,67 @@ def _search_query(filters: Filters) -> Any:
         Participant.date_of_birth,
         Participant.is_bot_blocked,
         Participant.is_test,
-    ).where(col(Participant.deleted_at).is_(None))
-    q = " ".join(filters.q.split())[:100]
-    if q:
-        digits = _digits(q)
-        if digits and len(digits) >= 3 and len(digits) >= len(q.replace(" ", "")) - 3:
-            # A phone fragment: phones are stored formatted, so turn the digits into the formatted
-            # substrings they can be ("912345" → "912 345", "12 345-"…) and match those plainly.
-            query = query.where(
-                sa.or_(*[col(Participant.phone).like(f"%{p}%") for p in phone_patterns(digits)])
-            )
-        else:
-            for word in q.split(" "):
-                # Both spellings: SQLite's LIKE folds ASCII only, so also match a capitalised word.
-                patterns = {f"%{w}%" for w in (word, word.lower(), word.capitalize())}
-                query = query.where(
-                    sa.or_(
-                        *[
-                            c.like(p)
-                            for c in (
-                                col(Participant.name),
-                                col(Participant.surname),
-                                col(Participant.city),
-                            )
-                            for p in patterns
-                        ]
-                    )
-                )
+    ).where(col(Participant.deleted_at).is_(None), *_text_terms(filters.q))
     if filters.blocked in ("yes", "no"):
         query = query.where(col(Participant.is_bot_blocked).is_(filters.blocked == "yes"))
     if filters.test in ("yes", "no"):
         query = query.where(col(Participant.is_test).is_(filters.test == "yes"))
-    if filters.status in ("pending", "declined"):
-        sub = select(Application.id).where(
+    status_term = _status_term(filters.status, filters.shift_id)
+    if status_term is not None:
+        query = query.where(status_term)
+    return query
+
+
+def _text_terms(text: str) -> list[Any]:
+    """A phone fragment, or words each found in the name, surname or city."""
+    q = " ".join(text.split())[:100]
+    if not q:
+        return []
+    digits = _digits(q)
+    if digits and len(digits) >= 3 and len(digits) >= len(q.replace(" ", "")) - 3:
+        # A phone fragment: phones are stored formatted, so turn the digits into the formatted
+        # substrings they can be ("912345" → "912 345", "12 345-"…) and match those plainly.
+        return [sa.or_(*[col(Participant.phone).like(f"%{p}%") for p in phone_patterns(digits)])]
+    columns = (col(Participant.name), col(Participant.surname), col(Participant.city))
+    terms = []
+    for word in q.split(" "):
+        # Both spellings: SQLite's LIKE folds ASCII only, so also match a capitalised word.
+        patterns = {f"%{w}%" for w in (word, word.lower(), word.capitalize())}
+        terms.append(sa.or_(*[c.like(p) for c in columns for p in patterns]))
+    return terms
+
+
+def _status_term(status: str, shift_id: int | None) -> Any:
+    """Participants with an application or a membership in that state (in that shift)."""
+    if status in ("pending", "declined"):
+        applied = select(Application.id).where(
             col(Application.participant_id) == Participant.id,
-            col(Application.status) == ApplicationStatus(filters.status),
+            col(Application.status) == ApplicationStatus(status),
         )
-        if filters.shift_id is not None:
-            sub = sub.where(col(Application.shift_id) == filters.shift_id)
-        query = query.where(sub.exists())
-    elif filters.status in ("member", "excluded"):
-        wanted = MemberStatus.active if filters.status == "member" else MemberStatus.excluded
-        msub = select(Member.id).where(
+        if shift_id is not None:
+            applied = applied.where(col(Application.shift_id) == shift_id)
+        return applied.exists()
+    if status in ("member", "excluded"):
+        wanted = MemberStatus.active if status == "member" else MemberStatus.excluded
+        member = select(Member.id).where(
             col(Member.participant_id) == Participant.id, col(Member.status) == wanted
         )
-        if filters.shift_id is not None:
-            msub = msub.where(col(Member.shift_id) == filters.shift_id)
-        query = query.where(msub.exists())
-    elif filters.shift_id is not None:
-        query = query.where(
-            sa.or_(
-                select(Application.id)
-                .where(
-                    col(Application.participant_id) == Participant.id,
-                    col(Application.shift_id) == filters.shift_id,
-                )
-                .exists(),
-                select(Member.id)
-                .where(
-                    col(Member.participant_id) == Participant.id,
-                    col(Member.shift_id) == filters.shift_id,
-                )
-                .exists(),
-            )
+        if shift_id is not None:
+            member = member.where(col(Member.shift_id) == shift_id)
+        return member.exists()
+    if shift_id is None:
+        return None
+    return sa.or_(
+        select(Application.id)
+        .where(
+            col(Application.participant_id) == Participant.id,
+            col(Application.shift_id) == shift_id,
         )
-    return query
+        .exists(),
+        select(Member.id)
+        .where(col(Member.participant_id) == Participant.id, col(Member.shift_id) == shift_id)
+        .exists(),
+    )
 
 
 def by_telegram(session: Session, telegram_id: int) -> Participant | None:
@@ -355,79 +351,50 @@ def _row(obj: Any, fields: list[str]) -> dict[str, Any]:
     return {f: _plain(getattr(obj, f)) for f in fields}
 
 
+PARTICIPANT_FIELDS = [
+    "id",
+    "telegram_id",
+    "name",
+    "surname",
+    "date_of_birth",
+    "city",
+    "phone",
+    "is_bot_blocked",
+    "is_test",
+    "consent_at",
+    "consent_version",
+    "created_at",
+]
+APPLICATION_FIELDS = [
+    "shift_id",
+    "status",
+    "attempts",
+    "decline_reason",
+    "created_at",
+    "decided_at",
+]
+MEMBER_FIELDS = ["shift_id", "status", "joined_at", "excluded_at"]
+REPORT_FIELDS = [
+    "day_number",
+    "task_date",
+    "status",
+    "photo_count",
+    "submitted_at",
+    "decided_at",
+    "decline_reason",
+]
+
+
 def export_zip(
     session: Session, actor: Staff | None, participant: Participant, out: IO[bytes]
 ) -> None:
     """Everything stored about a participant: data.json and the photos, written to `out` as a zip."""
-    data: dict[str, Any] = {
-        "participant": _row(
-            participant,
-            [
-                "id",
-                "telegram_id",
-                "name",
-                "surname",
-                "date_of_birth",
-                "city",
-                "phone",
-                "is_bot_blocked",
-                "is_test",
-                "consent_at",
-                "consent_version",
-                "created_at",
-            ],
-        ),
-        "applications": [],
-        "memberships": [],
-    }
-    for application, title in session.exec(
-        select(Application, Shift.title)
-        .join(Shift, col(Shift.id) == Application.shift_id)
-        .where(Application.participant_id == participant.id)
-    ).all():
-        item = _row(
-            application,
-            ["shift_id", "status", "attempts", "decline_reason", "created_at", "decided_at"],
-        )
-        item["shift_title"] = title
-        data["applications"].append(item)
     photo_files: list[tuple[str, str]] = []
-    for member, title in session.exec(
-        select(Member, Shift.title)
-        .join(Shift, col(Shift.id) == Member.shift_id)
-        .where(Member.participant_id == participant.id)
-    ).all():
-        item = _row(member, ["shift_id", "status", "joined_at", "excluded_at"])
-        item["shift_title"] = title
-        item["reports"] = []
-        for report in session.exec(
-            select(Report).where(Report.member_id == member.id).order_by(col(Report.day_number))
-        ).all():
-            entry = _row(
-                report,
-                [
-                    "day_number",
-                    "task_date",
-                    "status",
-                    "photo_count",
-                    "submitted_at",
-                    "decided_at",
-                    "decline_reason",
-                ],
-            )
-            entry["photos"] = []
-            for photo in session.exec(
-                select(ReportPhoto)
-                .where(ReportPhoto.report_id == report.id)
-                .order_by(col(ReportPhoto.attempt))
-            ).all():
-                if not photo.storage_key:
-                    continue
-                name = f"photos/shift{member.shift_id}-day{report.day_number:03d}-attempt{photo.attempt}.jpg"
-                entry["photos"].append(name)
-                photo_files.append((name, photo.storage_key))
-            item["reports"].append(entry)
-        data["memberships"].append(item)
+    data: dict[str, Any] = {
+        "participant": _row(participant, PARTICIPANT_FIELDS),
+        "applications": _applications(session, participant),
+        "memberships": _memberships(session, participant, photo_files),
+    }
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("data.json", json.dumps(data, ensure_ascii=False, indent=2))
         for name, key in photo_files:
@@ -437,6 +404,45 @@ def export_zip(
                 continue
             archive.writestr(name, body, compress_type=zipfile.ZIP_STORED)
     audit.record(session, actor, "participant.export", "participant", participant.id)
+
+
+def _applications(session: Session, participant: Participant) -> list[dict[str, Any]]:
+    rows = session.exec(
+        select(Application, Shift.title)
+        .join(Shift, col(Shift.id) == Application.shift_id)
+        .where(Application.participant_id == participant.id)
+    ).all()
+    return [{**_row(a, APPLICATION_FIELDS), "shift_title": title} for a, title in rows]
+
+
+def _memberships(
+    session: Session, participant: Participant, photo_files: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Memberships with their reports; each stored photo's (zip name, key) goes to `photo_files`."""
+    result = []
+    for member, title in session.exec(
+        select(Member, Shift.title)
+        .join(Shift, col(Shift.id) == Member.shift_id)
+        .where(Member.participant_id == participant.id)
+    ).all():
+        reports = []
+        for report in session.exec(
+            select(Report).where(Report.member_id == member.id).order_by(col(Report.day_number))
+        ).all():
+            names = []
+            for photo in session.exec(
+                select(ReportPhoto)
+                .where(ReportPhoto.report_id == report.id)
+                .order_by(col(ReportPhoto.attempt))
+            ).all():
+                if not photo.storage_key:
+                    continue
+                name = f"photos/shift{member.shift_id}-day{report.day_number:03d}-attempt{photo.attempt}.jpg"
+                names.append(name)
+                photo_files.append((name, photo.storage_key))
+            reports.append({**_row(report, REPORT_FIELDS), "photos": names})
+        result.append({**_row(member, MEMBER_FIELDS), "shift_title": title, "reports": reports})
+    return result
 
 
 def export_bytes(session: Session, actor: Staff | None, participant: Participant) -> bytes:

@@ -177,40 +177,70 @@ class Outcome:
     kind: str = ""  # "new", "reapplied", "pending", "approved" on success
 
 
+MESSAGES = {
+    "new": "Спасибо! Заявка отправлена. Ответ придёт в чат с ботом.",
+    "reapplied": "Спасибо! Заявка отправлена ещё раз. Ответ придёт в чат с ботом.",
+    "pending": "Данные обновлены. Заявка уже на рассмотрении — ответ придёт в чат.",
+    "approved": "Данные обновлены. Вы по-прежнему участник смены.",
+}
+CHECK_FORM = "Проверьте, пожалуйста, поля формы."
+
+
 def submit(session: Session, telegram_id: int, form: dict[str, str]) -> Outcome:
     """Validate and apply a registration; on failure nothing is written."""
     checked = validate(form)
     if checked.errors:
-        return Outcome(False, "Проверьте, пожалуйста, поля формы.", checked.errors)
-    values = checked.values
+        return Outcome(False, CHECK_FORM, checked.errors)
     shift = open_shift(session)
     if shift is None:
         return Outcome(
             False, "Сейчас запись закрыта. Мы напишем в боте, когда откроется новая смена."
         )
     participant = participants.by_telegram(session, telegram_id)
-    owner = session.exec(
-        select(Participant).where(col(Participant.phone) == values["phone"])
+    application = _application(session, participant, shift)
+    refusal = _refusal(session, participant, application, checked.values["phone"])
+    if refusal is not None:
+        return refusal
+    now = clock.now()
+    participant = _save_participant(session, participant, telegram_id, checked.values, now)
+    application, kind = _apply(session, participant, application, shift, now)
+    _confirm(session, participant, application, shift, kind, now)
+    return Outcome(True, MESSAGES[kind], kind=kind)
+
+
+def _application(
+    session: Session, participant: Participant | None, shift: Shift
+) -> Application | None:
+    """The participant's application to this shift, locked for the update (None for a newcomer)."""
+    if participant is None:
+        return None
+    return session.exec(
+        select(Application)
+        .where(
+            col(Application.participant_id) == participant.id,
+            col(Application.shift_id) == shift.id,
+        )
+        .with_for_update()
     ).first()
+
+
+def _refusal(
+    session: Session,
+    participant: Participant | None,
+    application: Application | None,
+    phone: str,
+) -> Outcome | None:
+    """Why this registration cannot be taken (someone else's phone, no attempts left), or None."""
+    owner = session.exec(select(Participant).where(col(Participant.phone) == phone)).first()
     if owner is not None and (participant is None or owner.id != participant.id):
         return Outcome(
             False,
-            "Проверьте, пожалуйста, поля формы.",
+            CHECK_FORM,
             {
                 "phone": "Этот номер уже записан у другого участника. Если номер ваш — "
                 "напишите куратору, мы поможем."
             },
         )
-    application = None
-    if participant is not None:
-        application = session.exec(
-            select(Application)
-            .where(
-                col(Application.participant_id) == participant.id,
-                col(Application.shift_id) == shift.id,
-            )
-            .with_for_update()
-        ).first()
     limit = get_settings().max_requests_per_shift
     if (
         application is not None
@@ -222,8 +252,17 @@ def submit(session: Session, telegram_id: int, form: dict[str, str]) -> Outcome:
             f"В эту смену можно подать заявку не больше {limit} раз. "
             "Будем рады видеть вас в следующей смене!",
         )
+    return None
 
-    now = clock.now()
+
+def _save_participant(
+    session: Session,
+    participant: Participant | None,
+    telegram_id: int,
+    values: dict[str, Any],
+    now: datetime,
+) -> Participant:
+    """Create or update the participant with the form's values and the consent just given."""
     if participant is None:
         participant = Participant(telegram_id=telegram_id, name="", surname="")
     participant.name = values["name"]
@@ -237,12 +276,21 @@ def submit(session: Session, telegram_id: int, form: dict[str, str]) -> Outcome:
     participant.updated_at = now
     session.add(participant)
     session.flush()
-    assert participant.id is not None
+    return participant
 
+
+def _apply(
+    session: Session,
+    participant: Participant,
+    application: Application | None,
+    shift: Shift,
+    now: datetime,
+) -> tuple[Application, str]:
+    """A new application, a re-application after a decline, or the data updated with the status
+    kept (never demoting an approved member). Returns the application and what happened."""
+    assert participant.id is not None and shift.id is not None
     if application is None:
-        assert shift.id is not None
         application = Application(participant_id=participant.id, shift_id=shift.id)
-        session.add(application)
         kind = "new"
     elif application.status == ApplicationStatus.declined:
         application.status = ApplicationStatus.pending
@@ -251,21 +299,32 @@ def submit(session: Session, telegram_id: int, form: dict[str, str]) -> Outcome:
         application.decided_at = None
         application.decided_by_id = None
         application.updated_at = now
-        session.add(application)
         kind = "reapplied"
     else:
-        kind = application.status.value  # "pending" or "approved": data updated, status kept
+        return application, application.status.value  # "pending" or "approved"
+    session.add(application)
     session.flush()
     assert application.id is not None
-    if kind in ("new", "reapplied"):
-        audit.record(
-            session,
-            None,
-            "application.submit",
-            "application",
-            application.id,
-            after={"status": application.status, "attempts": application.attempts},
-        )
+    audit.record(
+        session,
+        None,
+        "application.submit",
+        "application",
+        application.id,
+        after={"status": application.status, "attempts": application.attempts},
+    )
+    return application, kind
+
+
+def _confirm(
+    session: Session,
+    participant: Participant,
+    application: Application,
+    shift: Shift,
+    kind: str,
+    now: datetime,
+) -> None:
+    """The bot's confirmation in the chat."""
     text_kind = {
         "new": "registration_received",
         "reapplied": "registration_received",
@@ -280,10 +339,3 @@ def submit(session: Session, telegram_id: int, form: dict[str, str]) -> Outcome:
     outbox.enqueue(
         session, participant, text_kind, key, context={"shift": shift, "settings": get_settings()}
     )
-    messages = {
-        "new": "Спасибо! Заявка отправлена. Ответ придёт в чат с ботом.",
-        "reapplied": "Спасибо! Заявка отправлена ещё раз. Ответ придёт в чат с ботом.",
-        "pending": "Данные обновлены. Заявка уже на рассмотрении — ответ придёт в чат.",
-        "approved": "Данные обновлены. Вы по-прежнему участник смены.",
-    }
-    return Outcome(True, messages[kind], kind=kind)

@@ -7,6 +7,7 @@ OFFSET — so every next page costs the same as the first. Decisions live in `ap
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from app import clock, duplicates, text
+from app.db import is_postgres
 from app.errors import MissingObject, NotAnImage, NotFound
 from app.models import (
     Member,
@@ -270,22 +272,18 @@ _CARD_COLUMNS: tuple[Any, ...] = (
 )
 
 
+@functools.cache
 def _card_select() -> sa.Select:
-    global _CARD_SELECT
-    if _CARD_SELECT is None:
-        _CARD_SELECT = _build_card_select()
-    return _CARD_SELECT
+    """One card by id; built once (statement construction costs more than running it)."""
+    return _build_card_select()
 
 
 def _fixed_join_order(session: Session) -> None:
     """The card query is written in the order it should run (the queue index first, then primary
     keys). On PostgreSQL, searching other join orders costs more than running it (measured: ~5 ms
     planning vs ~1 ms execution), so the planner is told to keep the written order."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         session.execute(sa.text("SET LOCAL join_collapse_limit = 1"))
-
-
-_CARD_SELECT: sa.Select | None = None
 
 
 def _build_card_select(driver: Any = None) -> sa.Select:
@@ -324,7 +322,7 @@ def _card(row: Any) -> Card:
 def _name_terms(session: Session, q: str) -> list[Any]:
     """Every word of `q` must start the child's name or surname (case-insensitive, Cyrillic too)."""
     terms = []
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = is_postgres(session)
     for word in q.split():
         escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         if postgres:
@@ -522,56 +520,49 @@ def _compute_flag(session: Session, c: Card) -> None:
     c.flag_photo_id = found.photo_id if found else None
 
 
-_STRIP_SELECT: sa.Select | None = None
-
-
+@functools.cache
 def _strip_select() -> sa.Select:
     """Built once (statement construction costs more than running it); `ids` expands per call."""
-    global _STRIP_SELECT
-    if _STRIP_SELECT is None:
-        current: Any = aliased(Report, name="cur")
-        earlier: Any = aliased(Report, name="earlier")
-        rank = (
-            sa.func.row_number()
-            .over(partition_by=current.id, order_by=earlier.day_number.desc())
-            .label("rn")
+    current: Any = aliased(Report, name="cur")
+    earlier: Any = aliased(Report, name="earlier")
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=current.id, order_by=earlier.day_number.desc())
+        .label("rn")
+    )
+    inner = (
+        sa.select(
+            current.id.label("card_id"),
+            earlier.id.label("rid"),
+            earlier.day_number,
+            earlier.status,
+            earlier.photo_count,
+            rank,
         )
-        inner = (
-            sa.select(
-                current.id.label("card_id"),
-                earlier.id.label("rid"),
-                earlier.day_number,
-                earlier.status,
-                earlier.photo_count,
-                rank,
-            )
-            .select_from(current)
-            .join(
-                earlier,
-                sa.and_(
-                    earlier.member_id == current.member_id,
-                    earlier.day_number < current.day_number,
-                    earlier.photo_count > 0,
-                ),
-            )
-            .where(current.id.in_(sa.bindparam("ids", expanding=True)))
-            .subquery()
+        .select_from(current)
+        .join(
+            earlier,
+            sa.and_(
+                earlier.member_id == current.member_id,
+                earlier.day_number < current.day_number,
+                earlier.photo_count > 0,
+            ),
         )
-        _STRIP_SELECT = (
-            sa.select(
-                inner.c.card_id, inner.c.day_number, inner.c.status, col(ReportPhoto.thumb_key)
-            )
-            .join(
-                ReportPhoto,
-                sa.and_(
-                    col(ReportPhoto.report_id) == inner.c.rid,
-                    col(ReportPhoto.attempt) == inner.c.photo_count,
-                ),
-            )
-            .where(inner.c.rn <= STRIP)
-            .order_by(inner.c.card_id, inner.c.day_number)
+        .where(current.id.in_(sa.bindparam("ids", expanding=True)))
+        .subquery()
+    )
+    return (
+        sa.select(inner.c.card_id, inner.c.day_number, inner.c.status, col(ReportPhoto.thumb_key))
+        .join(
+            ReportPhoto,
+            sa.and_(
+                col(ReportPhoto.report_id) == inner.c.rid,
+                col(ReportPhoto.attempt) == inner.c.photo_count,
+            ),
         )
-    return _STRIP_SELECT
+        .where(inner.c.rn <= STRIP)
+        .order_by(inner.c.card_id, inner.c.day_number)
+    )
 
 
 def _attach_strips(session: Session, cards: list[Card]) -> None:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app import clock
+from app.db import is_postgres
 from app.models import Member, Participant, Report, ReportStatus, Shift, Task
 
 COUNTED = ("approved", "declined", "skipped", "waiting", "reviewing")
@@ -66,7 +67,7 @@ def _planner_prefers_index_order(session: Session, on: bool) -> None:
     """PostgreSQL: aggregate in the covering index's order (an index-only scan streaming into a
     GroupAggregate, measured ~150 ms on 1,000,000 reports) rather than the planner's own pick, a
     sequential scan into a hash aggregate (~300 ms). Scoped to one statement."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session):
         return
     if on:
         session.execute(sa.text("SET LOCAL enable_seqscan = off"))

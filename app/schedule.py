@@ -15,21 +15,19 @@ keys. See docs/schedule.md for the rules, including catch-up after downtime.
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import days, final_message
+from app import days, final_message, outbox
 from app.db import dialect_insert
 from app.members import balances
 from app.models import (
     JobRun,
     Member,
     MemberStatus,
-    OutboxStatus,
     OutgoingMessage,
     Participant,
     Report,
@@ -39,7 +37,7 @@ from app.models import (
     ShiftStatus,
     Task,
 )
-from app.outbox import render_text
+from app.outbox import Message
 from app.settings import get_settings
 
 JOBS = ("daily", "reminder", "transitions")
@@ -111,75 +109,14 @@ def recent_runs(session: Session, limit: int = 20) -> list[JobRun]:
     )
 
 
-# --- the outbox, in bulk -----------------------------------------------------------------------
-
-
-def _queue(session: Session, kind: str, rows: list[dict[str, Any]], now: datetime) -> int:
-    """Queue many messages with ONE statement: INSERT … SELECT FROM a JSON array parameter
-    (json_to_recordset on PostgreSQL, json_each on SQLite) … ON CONFLICT DO NOTHING.
-
-    Each row: participant (an object with the participant's columns), key, context, payload.
-    Texts are rendered here exactly as `app.outbox.enqueue` renders them. Returns the number of
-    rows offered (a row whose dedupe key is already queued is left alone).
-    """
-    values = []
-    for row in rows:
-        participant = row["participant"]
-        if participant.telegram_id is None:
-            continue
-        body = dict(row.get("payload") or {})
-        body["text"] = render_text(kind, participant=participant, **(row.get("context") or {}))
-        values.append([row["key"], participant.telegram_id, participant.id, body])
-    if not values:
-        return 0
-    params = {
-        "rows": json.dumps(values, ensure_ascii=False),
-        "kind": kind,
-        "status": OutboxStatus.pending.value,
-        "now": now,
-    }
-    if session.get_bind().dialect.name == "postgresql":
-        source = (
-            "SELECT r->>0, (r->>1)::bigint, (r->>2)::int, :kind, r->3, "
-            "CAST(:status AS outbox_status), :now, 0, :now "
-            "FROM json_array_elements(CAST(:rows AS json)) AS r"
-        )
-    else:
-        source = (
-            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-            "json_extract(value, '$[2]'), :kind, json_extract(value, '$[3]'), "
-            ":status, :now, 0, :now FROM json_each(:rows) WHERE true"
-        )
-    session.execute(
-        sa.text(
-            "INSERT INTO outgoing_message (dedupe_key, chat_id, participant_id, kind, payload, "
-            f"status, send_after, attempts, created_at) {source} "
-            "ON CONFLICT (dedupe_key) DO NOTHING"
-        ).bindparams(sa.bindparam("now", type_=_outbox.c.created_at.type)),
-        params,
-    )
-    return len(values)
-
-
 def _participant_columns() -> list[Any]:
+    """The participant columns a bot text needs (`participant.name` in templates)."""
     return [
         _participant.c.id,
         _participant.c.telegram_id,
         _participant.c.name,
         _participant.c.surname,
     ]
-
-
-class _P:
-    """The participant columns a bot text needs (`participant.name` in templates)."""
-
-    __slots__ = ("id", "name", "surname", "telegram_id")
-
-    def __init__(self, row: Any) -> None:
-        self.id = row.id
-        self.telegram_id = row.telegram_id
-        self.name = row.name
-        self.surname = row.surname
 
 
 def _reachable() -> Any:
@@ -215,28 +152,13 @@ def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
     was down has none: it neither counts nor breaks the chain). A member needs a skipped report on
     every one of those N days, so days before joining do not count (no report), and a declined,
     reviewing or approved day breaks the chain. Test participants are never excluded.
-    Two statements whatever the size: a loose index scan for the last N report days (recursive CTE
-    on ix_report_shift_day_status), then an UPDATE … WHERE id IN (grouped subquery).
+    Two statements whatever the size: a loose index scan for the last N report days, then an
+    UPDATE … WHERE id IN (grouped subquery); then the messages.
     """
     n = get_settings().skips_to_exclude
     today_number = days.day_number(shift, day)
-    last_days = (
-        session.execute(
-            sa.text(
-                "WITH RECURSIVE opened(n, k) AS ("
-                " SELECT (SELECT max(day_number) FROM report"
-                "  WHERE shift_id = :shift AND day_number < :today), 1"
-                " UNION ALL"
-                " SELECT (SELECT max(r.day_number) FROM report r"
-                "  WHERE r.shift_id = :shift AND r.day_number < opened.n), opened.k + 1"
-                " FROM opened WHERE opened.n IS NOT NULL AND opened.k < :n"
-                ") SELECT n FROM opened WHERE n IS NOT NULL"
-            ),
-            {"shift": shift.id, "today": today_number, "n": n},
-        )
-        .scalars()
-        .all()
-    )
+    assert shift.id is not None
+    last_days = _last_task_days(session, shift.id, today_number, n)
     if len(last_days) < n:
         return 0
     chain = (
@@ -262,8 +184,37 @@ def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
         .values(status=MemberStatus.excluded, excluded_at=now, updated_at=now)
     )
     excluded = int(result.rowcount)  # type: ignore[attr-defined]
-    if not excluded:
-        return 0
+    if excluded:
+        _tell_excluded(session, shift, n, now)
+    return excluded
+
+
+def _last_task_days(session: Session, shift_id: int, before: int, n: int) -> list[int]:
+    """The last `n` day numbers before `before` that have reports in the shift: a loose index scan
+    (a recursive CTE stepping down ix_report_shift_day_status), not a scan of the shift's reports."""
+
+    def previous(below: Any) -> Any:
+        r = _report.alias()
+        return (
+            sa.select(sa.func.max(r.c.day_number))
+            .where(r.c.shift_id == shift_id, r.c.day_number < below)
+            .scalar_subquery()
+        )
+
+    opened = sa.select(previous(sa.literal(before)).label("n"), sa.literal(1).label("k")).cte(
+        "opened", recursive=True
+    )
+    opened = opened.union_all(
+        sa.select(previous(opened.c.n), opened.c.k + 1).where(
+            opened.c.n.is_not(None), opened.c.k < n
+        )
+    )
+    query = sa.select(opened.c.n).where(opened.c.n.is_not(None))
+    return [int(day) for day in session.execute(query).scalars()]
+
+
+def _tell_excluded(session: Session, shift: Shift, skips: int, now: datetime) -> None:
+    """The message to every reachable member excluded by this run (excluded_at == now)."""
     rows = session.execute(
         sa.select(_member.c.id.label("member_id"), *_participant_columns())
         .join(_participant, _participant.c.id == _member.c.participant_id)
@@ -274,20 +225,19 @@ def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
             _reachable(),
         )
     ).all()
-    _queue(
+    outbox.enqueue_many(
         session,
         "excluded",
         [
-            {
-                "participant": _P(r),
-                "key": f"excluded:{r.member_id}",
-                "context": {"skips": n, "shift_title": shift.title},
-            }
+            Message(
+                r,
+                f"excluded:{r.member_id}",
+                context={"skips": skips, "shift_title": shift.title},
+            )
             for r in rows
         ],
-        now,
+        now=now,
     )
-    return excluded
 
 
 def _open_day(session: Session, shift: Shift, day: date, now: datetime) -> dict[str, int]:
@@ -299,6 +249,16 @@ def _open_day(session: Session, shift: Shift, day: date, now: datetime) -> dict[
     task_id = session.execute(plan).scalar()
     if task_id is None:
         return {"reports": 0, "tasks_queued": 0, "missing_plan": 1}
+    created = _create_reports(session, shift, number, day, task_id, now)
+    queued = _queue_tasks(session, shift, number, task_id, now)
+    return {"reports": created, "tasks_queued": queued}
+
+
+def _create_reports(
+    session: Session, shift: Shift, number: int, day: date, task_id: int, now: datetime
+) -> int:
+    """INSERT … SELECT: a waiting report of day `number` for every active member who joined by
+    `day` and has none yet."""
     status_type = _report.c.status.type
     source = sa.select(
         _member.c.id,
@@ -316,24 +276,27 @@ def _open_day(session: Session, shift: Shift, day: date, now: datetime) -> dict[
         _member.c.joined_at <= day,
         ~sa.exists().where(_report.c.member_id == _member.c.id, _report.c.day_number == number),
     )
-    created = session.execute(
-        sa.insert(_report).from_select(
-            [
-                "member_id",
-                "shift_id",
-                "task_id",
-                "day_number",
-                "task_date",
-                "status",
-                "photo_count",
-                "created_at",
-                "updated_at",
-            ],
-            source,
-        ),
+    columns = [
+        "member_id",
+        "shift_id",
+        "task_id",
+        "day_number",
+        "task_date",
+        "status",
+        "photo_count",
+        "created_at",
+        "updated_at",
+    ]
+    result = session.execute(
+        sa.insert(_report).from_select(columns, source),
         execution_options={"preserve_rowcount": True},  # else psycopg's INSERT reports -1
-    ).rowcount  # type: ignore[attr-defined]
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
+
+def _queue_tasks(session: Session, shift: Shift, number: int, task_id: int, now: datetime) -> int:
+    """The task message to every reachable active member with a waiting report of day `number`,
+    mentioning kindly how yesterday went."""
     task_title = session.exec(select(Task.title).where(col(Task.id) == task_id)).one()
     yesterday = _report.alias("yesterday")
     rows = session.execute(
@@ -360,26 +323,26 @@ def _open_day(session: Session, shift: Shift, day: date, now: datetime) -> dict[
         )
     ).all()
     settings = get_settings()
-    queued = _queue(
+    queued = outbox.enqueue_many(
         session,
         "task",
         [
-            {
-                "participant": _P(r),
-                "key": f"task:{r.report_id}",
-                "context": {
+            Message(
+                r,
+                f"task:{r.report_id}",
+                context={
                     "task_title": task_title,
                     "day_number": number,
                     "yesterday": str(r.yesterday) if r.yesterday else None,
                     "deadline_hour": settings.send_new_task_hour,
                 },
-                "payload": {"photo_task_id": task_id, "keyboard": "task"},
-            }
+                payload={"photo_task_id": task_id, "keyboard": "task"},
+            )
             for r in rows
         ],
-        now,
+        now=now,
     )
-    return {"reports": int(created), "tasks_queued": queued}
+    return queued
 
 
 def daily(session: Session, now: datetime) -> dict[str, Any]:
@@ -479,19 +442,19 @@ def reminder(session: Session, now: datetime, *, late_ok: bool = False) -> dict[
         )
     ).all()
     settings = get_settings()
-    queued = _queue(
+    queued = outbox.enqueue_many(
         session,
         "reminder",
         [
-            {
-                "participant": _P(r),
-                "key": f"reminder:{r.report_id}",
-                "context": {"deadline_hour": settings.send_new_task_hour},
-                "payload": {"keyboard": "task"},
-            }
+            Message(
+                r,
+                f"reminder:{r.report_id}",
+                context={"deadline_hour": settings.send_new_task_hour},
+                payload={"keyboard": "task"},
+            )
             for r in rows
         ],
-        now,
+        now=now,
     )
     details = {"ran": True, "day": day.isoformat(), "reminders_queued": queued}
     _finish_run(session, "reminder", day, now, details)
@@ -513,57 +476,15 @@ def transitions(session: Session, now: datetime) -> dict[str, Any]:
     waiting_review: list[int] = []
     for shift in finishable_shifts(session, now):
         assert shift.id is not None
-        _skip_overdue(session, shift.id, shift.finished_at + timedelta(days=1), now)
-        reviewing = sa.exists().where(
-            _report.c.shift_id == shift.id, _report.c.status == ReportStatus.reviewing
-        )
-        changed = session.execute(
-            sa.update(Shift)
-            .where(
-                col(Shift.id) == shift.id,
-                col(Shift.status) == ShiftStatus.finishing,
-                ~reviewing,
+        if _finish(session, shift, now):
+            finished.append(
+                {"shift_id": shift.id, "finals_queued": _send_finals(session, shift, now)}
             )
-            .values(status=ShiftStatus.finished, updated_at=now)
-        ).rowcount  # type: ignore[attr-defined]
-        if not changed:
+        else:
             waiting_review.append(shift.id)
-            continue
-        rows = session.execute(
-            sa.select(_member.c.id.label("member_id"), *_participant_columns())
-            .join(_participant, _participant.c.id == _member.c.participant_id)
-            .where(
-                _member.c.shift_id == shift.id,
-                _member.c.status == MemberStatus.active,
-                _reachable(),
-            )
-        ).all()
-        points = balances(session, [r.member_id for r in rows])
-        queued = _queue(
-            session,
-            "shift_final",
-            [
-                {
-                    "participant": _P(r),
-                    "key": f"final:{r.member_id}",
-                    "context": {
-                        "text": final_message.render(
-                            shift.final_message or final_message.DEFAULT,
-                            name=r.name,
-                            surname=r.surname,
-                            balance=points[r.member_id],
-                            shift=shift.title,
-                        )
-                    },
-                }
-                for r in rows
-            ],
-            now,
-        )
-        finished.append({"shift_id": shift.id, "finals_queued": queued})
     details = {"ran": True, "finished": finished, "waiting_review": waiting_review}
     if finished:
-        # Bookkeeping only (the guarded UPDATE above is the once-only guarantee): one row per day.
+        # Bookkeeping only (the guarded UPDATE in _finish is the once-only guarantee): a row a day.
         day = days.report_day(now)
         stmt = dialect_insert(session, _job_run).values(
             job="transitions", day=day, started_at=now, finished_at=now, details=details
@@ -573,6 +494,58 @@ def transitions(session: Session, now: datetime) -> dict[str, Any]:
         )
         session.execute(stmt)
     return details
+
+
+def _finish(session: Session, shift: Shift, now: datetime) -> bool:
+    """finishing → finished, only when nothing is left to review (a guarded UPDATE); the last
+    day's still-waiting reports are skipped first."""
+    assert shift.id is not None
+    _skip_overdue(session, shift.id, shift.finished_at + timedelta(days=1), now)
+    reviewing = sa.exists().where(
+        _report.c.shift_id == shift.id, _report.c.status == ReportStatus.reviewing
+    )
+    changed = session.execute(
+        sa.update(Shift)
+        .where(col(Shift.id) == shift.id, col(Shift.status) == ShiftStatus.finishing, ~reviewing)
+        .values(status=ShiftStatus.finished, updated_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    return bool(changed)
+
+
+def _send_finals(session: Session, shift: Shift, now: datetime) -> int:
+    """The shift's final message, with each member's balance, to every reachable active member."""
+    rows = session.execute(
+        sa.select(_member.c.id.label("member_id"), *_participant_columns())
+        .join(_participant, _participant.c.id == _member.c.participant_id)
+        .where(
+            _member.c.shift_id == shift.id,
+            _member.c.status == MemberStatus.active,
+            _reachable(),
+        )
+    ).all()
+    points = balances(session, [r.member_id for r in rows])
+    template = shift.final_message or final_message.DEFAULT
+    return outbox.enqueue_many(
+        session,
+        "shift_final",
+        [
+            Message(
+                r,
+                f"final:{r.member_id}",
+                context={
+                    "text": final_message.render(
+                        template,
+                        name=r.name,
+                        surname=r.surname,
+                        balance=points[r.member_id],
+                        shift=shift.title,
+                    )
+                },
+            )
+            for r in rows
+        ],
+        now=now,
+    )
 
 
 def run(session: Session, job: str, now: datetime, *, by_hand: bool = False) -> dict[str, Any]:

@@ -361,7 +361,7 @@ def test_a_crash_mid_job_leaves_nothing_and_the_job_runs_again(db, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("the process died while queuing")
 
-    monkeypatch.setattr(schedule, "_queue", boom)
+    monkeypatch.setattr(schedule.outbox, "enqueue_many", boom)
     assert scheduler.tick(task_hour(D)) == {}
     assert shift_status(db, shift) == ShiftStatus.preparing
     assert reports(db, member) == {} and messages(db) == []

@@ -47,7 +47,7 @@ from telebot import types
 
 from app import clock, storage
 from app.bot.client import get_bot
-from app.db import get_engine, session_scope
+from app.db import get_engine, is_postgres, session_scope
 from app.errors import MissingObject
 from app.models import OutboxStatus, OutgoingMessage, Participant, Task
 from app.settings import Settings, get_settings
@@ -161,7 +161,7 @@ class Sender:
             .limit(limit)
         )
         with session_scope(self.engine) as session:
-            if session.get_bind().dialect.name == "postgresql":
+            if is_postgres(session):
                 due = due.with_for_update(skip_locked=True)
             result = session.execute(
                 sa.update(table)
