@@ -46,8 +46,8 @@ class Curator:
 
 @dataclass
 class Dashboard:
-    reviewing: int
-    flagged: int
+    reviewing: report_queue.Count
+    flagged: report_queue.Count
     oldest_submitted_at: datetime | None
     applications: int
     participants: int
@@ -66,7 +66,7 @@ def _count(session: Session, query: Any) -> int:
 
 def build(session: Session) -> Dashboard:
     today_start = datetime.combine(clock.local_today(), time(), tzinfo=get_settings().tz)
-    reviewing = report_queue.reviewing_count(session)
+    reviewing = report_queue.count(session, report_queue.Filters())
     flagged = report_queue.count(session, report_queue.Filters(flagged=True))
     oldest = session.execute(
         sa.select(sa.func.min(col(Report.submitted_at))).where(

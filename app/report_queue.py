@@ -351,61 +351,69 @@ def _name_terms(session: Session, q: str) -> list[Any]:
 COUNT_CAP = 10_000
 
 
-def reviewing_count(session: Session) -> int:
-    """How many photos wait for a curator, counted up to COUNT_CAP (shown as "10 000+").
-
-    Only running and finishing shifts can have them: a shift is finished only when nothing is left
-    to review, so no shift join is needed. The cap keeps the count an index-only scan of at most
-    COUNT_CAP entries (counting 200,000 rows took ~30 ms; a real day has at most one per member).
-    """
-    capped = (
-        sa.select(col(Report.id))
-        .where(col(Report.status) == ReportStatus.reviewing)
-        .limit(COUNT_CAP)
-        .subquery()
-    )
-    return int(session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
-
-
 @dataclass
 class Page:
     cards: list[Card]
     next_cursor: str | None
 
 
-def count(session: Session, filters: Filters) -> int:
-    """How many reports the filters match (the header counter of the filtered queue), counted up
-    to COUNT_CAP like `reviewing_count`.
+WALK = 3_000
 
-    With "flagged only" the count starts from the flagged photos (a partial index holding a few per
-    cent of all photos) instead of walking every report in review to probe each for a flag."""
-    statuses = STATUS_FILTERS[filters.status][0]
-    if filters.status == "reviewing" and not filters.narrowed:
-        return reviewing_count(session)
-    conditions = _report_conditions(session, filters, None, flagged=False)
-    if filters.flagged:
-        query = (
+
+@dataclass(frozen=True)
+class Count:
+    """A header counter: `n`, exact or a lower bound ("n+")."""
+
+    n: int
+    exact: bool = True
+
+    def __str__(self) -> str:
+        shown = f"{self.n:,}".replace(",", "\N{NO-BREAK SPACE}")
+        return shown if self.exact else shown + "+"
+
+
+def count(session: Session, filters: Filters) -> Count:
+    """How many reports the filters match: the header counter of the list a curator is in.
+
+    Without filters (any status) it is an index-only count, exact up to COUNT_CAP ("10 000+"):
+    counting 200,000 rows took ~30 ms, the cap keeps it to at most COUNT_CAP index entries (a
+    real day has at most one photo per member in review).
+    With filters (shift, task, day, flag, name) only the first WALK entries of the queue, in the
+    queue's order, are looked at: every one of them needs its row or a probe, and a counter must
+    not cost more than the page. So the number is exact whenever the list has fewer than WALK
+    entries (a queue that is being worked through) and a lower bound ("n+") beyond."""
+    statuses, newest_first = STATUS_FILTERS[filters.status]
+    if not filters.narrowed:
+        capped = (
             sa.select(col(Report.id))
-            .select_from(ReportPhoto)
-            .join(
-                Report,
-                sa.and_(
-                    col(Report.id) == col(ReportPhoto.report_id),
-                    col(Report.photo_count) == col(ReportPhoto.attempt),
-                ),
-            )
-            .where(col(ReportPhoto.flag).is_not(None), col(Report.status).in_(statuses))
+            .where(col(Report.status).in_(statuses))
+            .limit(COUNT_CAP)
+            .subquery()
         )
-    else:
-        query = sa.select(col(Report.id)).where(col(Report.status).in_(statuses))
-    capped = query.where(*conditions).limit(COUNT_CAP).subquery()
-    return int(session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
-
-
-def count_text(n: int) -> str:
-    """The counter as shown: "1 234", or "10 000+" at the cap."""
-    shown = f"{min(n, COUNT_CAP):,}".replace(",", "\N{NO-BREAK SPACE}")
-    return shown + "+" if n >= COUNT_CAP else shown
+        n = int(session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
+        return Count(n, n < COUNT_CAP)
+    hit = sa.case((sa.and_(*_report_conditions(session, filters, None)), 1), else_=0)
+    order = (
+        (col(Report.submitted_at).desc(), col(Report.id).desc())
+        if newest_first
+        else (col(Report.submitted_at), col(Report.id))
+    )
+    walks = [
+        sa.select(hit.label("hit"))
+        .where(col(Report.status) == status, col(Report.submitted_at).is_not(None))
+        .order_by(*order)
+        .limit(WALK)
+        .subquery()
+        for status in statuses
+    ]
+    parts = [
+        sa.select(
+            sa.func.count().label("walked"), sa.func.coalesce(sa.func.sum(w.c.hit), 0).label("n")
+        )
+        for w in walks
+    ]
+    rows = session.execute(parts[0] if len(parts) == 1 else sa.union_all(*parts)).all()
+    return Count(sum(int(r.n) for r in rows), all(int(r.walked) < WALK for r in rows))
 
 
 def _report_conditions(

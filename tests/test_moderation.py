@@ -16,6 +16,7 @@ from app import clock, members, moderation, report_queue
 from app.models import (
     AuditEvent,
     OutgoingMessage,
+    PhotoFlag,
     ReportPhoto,
     ReportStatus,
     ShiftStatus,
@@ -534,3 +535,20 @@ def test_two_concurrent_decisions_give_exactly_one_point(app, db, expert, is_pg)
             )
         ).all()
         assert len(messages) == 1
+
+
+def test_the_counter_counts_the_filtered_list_exactly_or_says_at_least(db, monkeypatch):
+    reports = _queue(db, 5)[1]
+    photos = {p.report_id: p for p in db.exec(select(ReportPhoto)).all()}
+    for r in reports[1:3]:
+        photos[r.id].flag, photos[r.id].flag_photo_id = PhotoFlag.near, photos[reports[0].id].id
+        db.add(photos[r.id])
+    db.commit()
+    flagged = report_queue.Filters(flagged=True)
+    assert str(report_queue.count(db, report_queue.Filters())) == "5"
+    assert str(report_queue.count(db, flagged)) == "2"
+    assert str(report_queue.count(db, report_queue.Filters(status="all", flagged=True))) == "2"
+    monkeypatch.setattr(report_queue, "WALK", 2)  # a long queue: only its start is looked at
+    assert str(report_queue.count(db, flagged)) == "1+"
+    monkeypatch.setattr(report_queue, "COUNT_CAP", 3)
+    assert str(report_queue.count(db, report_queue.Filters())) == "3+"

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from app import dashboard as dashboard_data
-from app import health, report_queue, storage
+from app import health, storage
 from app.errors import MissingObject
 from app.models import Staff
 from app.shifts import STATUS_LABELS
@@ -25,7 +25,6 @@ def dashboard(request: Request, session: Session, actor: Staff) -> Response:
         {
             "board": board,
             "waited": dashboard_data.waited(board.oldest_submitted_at),
-            "count_text": report_queue.count_text,
             "shift_labels": STATUS_LABELS,
         },
     )

@@ -38,7 +38,7 @@ def _card_context(
     label = report_queue.STATUS_LABELS[filters.status]
     return {
         "reasons": list(enumerate(get_settings().decline_reasons, start=1)),
-        "count": report_queue.count_text(report_queue.count(session, filters)) if count else "",
+        "count": str(report_queue.count(session, filters)) if count else "",
         "count_label": label[:1].upper() + label[1:] + (" по фильтру" if filters.narrowed else ""),
     }
 
@@ -111,7 +111,7 @@ def _answer(
         try:
             card = report_queue.card(session, report_id)
         except NotFound:
-            count = report_queue.count_text(report_queue.count(session, filters))
+            count = str(report_queue.count(session, filters))
             return render(
                 request, "reports/_gone.html", {"report_id": report_id, "count": count, "oob": True}
             )
