@@ -357,7 +357,7 @@ class Page:
     next_cursor: str | None
 
 
-WALK = 3_000
+WALK = 1_000
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,11 @@ def queue(request: Request, session: Session, actor: Staff) -> Response:
     after = request.query_params.get("after")
     result = report_queue.page(session, filters, after)
     partial = is_htmx(request) and bool(after)  # the next page: the counter is not part of it
-    ctx = _card_context(request, session, actor, filters, count=not partial)
+    # A whole list on its first page is its own count.
+    whole = not after and result.next_cursor is None
+    ctx = _card_context(request, session, actor, filters, count=not partial and not whole)
+    if whole:
+        ctx["count"] = str(report_queue.Count(len(result.cards)))
     ctx.update(
         filters=filters,
         cards=result.cards,
