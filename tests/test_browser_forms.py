@@ -52,37 +52,32 @@ def test_select_all_then_none_then_approve_all(page, live_server, expert, db):
     assert statuses == {ApplicationStatus.approved}
 
 
-def test_dates_and_files_speak_russian_in_an_english_browser(browser, live_server, admin, db):
+def test_dates_and_files_speak_russian_in_an_english_browser(new_page, live_server, admin, db):
     factories.make_task(db, "Почистить зубы")
-    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
-        _login(page, live_server, admin, "/shifts/new")
-        started = page.locator("#started_at")
-        expect(started).to_have_attribute("placeholder", "ДД.ММ.ГГГГ")
-        assert started.get_attribute("type") in (None, "text")  # no date picker in English
-        expect(page.locator("#started_at-hint")).to_contain_text("ДД.ММ.ГГГГ")
-        start = clock.local_today() + timedelta(days=200)
-        page.fill("#title", "Умею жить")
-        page.fill("#started_at", start.strftime("%d.%m.%Y"))
-        page.fill("#finished_at", "31.02.2000")  # no such day: a Russian error, not the browser's
-        page.get_by_role("button", name="Создать смену").click()
-        expect(page.locator("#finished_at-error")).to_be_visible()
-        page.fill("#finished_at", (start + timedelta(days=60)).strftime("%d.%m.%Y"))
-        page.get_by_role("button", name="Создать смену").click()
-        expect(page.locator(".notice")).to_contain_text("Смена создана")
-        expect(page.locator("#started_at")).to_have_value(start.strftime("%d.%m.%Y"))
-        shift = db.exec(select(Shift).where(Shift.title == "Умею жить")).one()
-        assert shift.started_at == start
+    page = new_page(locale="en-US", viewport={"width": 1280, "height": 900})
+    _login(page, live_server, admin, "/shifts/new")
+    started = page.locator("#started_at")
+    expect(started).to_have_attribute("placeholder", "ДД.ММ.ГГГГ")
+    assert started.get_attribute("type") in (None, "text")  # no date picker in English
+    expect(page.locator("#started_at-hint")).to_contain_text("ДД.ММ.ГГГГ")
+    start = clock.local_today() + timedelta(days=200)
+    page.fill("#title", "Умею жить")
+    page.fill("#started_at", start.strftime("%d.%m.%Y"))
+    page.fill("#finished_at", "31.02.2000")  # no such day: a Russian error, not the browser's
+    page.get_by_role("button", name="Создать смену").click()
+    expect(page.locator("#finished_at-error")).to_be_visible()
+    page.fill("#finished_at", (start + timedelta(days=60)).strftime("%d.%m.%Y"))
+    page.get_by_role("button", name="Создать смену").click()
+    expect(page.locator(".notice")).to_contain_text("Смена создана")
+    expect(page.locator("#started_at")).to_have_value(start.strftime("%d.%m.%Y"))
+    shift = db.exec(select(Shift).where(Shift.title == "Умею жить")).one()
+    assert shift.started_at == start
 
-        page.goto(f"{live_server}/tasks/new")
-        expect(page.locator(".file-button")).to_have_text("Выбрать файл…")
-        expect(page.locator("#image-chosen")).to_have_text("Файл не выбран")
-        page.set_input_files(
-            "#image",
-            {"name": "зубы.jpg", "mimeType": "image/jpeg", "buffer": factories.jpeg_bytes(seed=3)},
-        )
-        expect(page.locator("#image-chosen")).to_have_text("зубы.jpg")
-    finally:
-        context.close()
+    page.goto(f"{live_server}/tasks/new")
+    expect(page.locator(".file-button")).to_have_text("Выбрать файл…")
+    expect(page.locator("#image-chosen")).to_have_text("Файл не выбран")
+    page.set_input_files(
+        "#image",
+        {"name": "зубы.jpg", "mimeType": "image/jpeg", "buffer": factories.jpeg_bytes(seed=3)},
+    )
+    expect(page.locator("#image-chosen")).to_have_text("зубы.jpg")

@@ -137,22 +137,19 @@ def test_next_pages_load_while_scrolling_and_the_photo_opens_in_place(
     assert button["height"] >= 44
 
 
-def test_second_curator_sees_the_first_decision(page, browser, live_server, expert, db):
+def test_second_curator_sees_the_first_decision(page, new_page, live_server, expert, db):
     other = factories.make_staff(db, role=StaffRole.expert, name="Ольга", surname="Петрова")
     (report,) = _queue(db, 1)
-    second = browser.new_context(locale="ru-RU").new_page()
-    try:
-        _login(page, live_server, expert)
-        _login(second, live_server, other)
-        page.keyboard.press("a")
-        expect(page.locator(f"#report-{report.id}")).to_contain_text("✓ Принято — вы")
-        second.locator(f"#report-{report.id} .mod-approve button").click()
-        card = second.locator(f"#report-{report.id}")
-        expect(card).to_contain_text("Другой куратор уже проверил это фото: принято.")
-        expect(card).to_contain_text("Анна К.")
-        expect(second.locator("#queue-count")).to_have_text("0")
-    finally:
-        second.context.close()
+    second = new_page()
+    _login(page, live_server, expert)
+    _login(second, live_server, other)
+    page.keyboard.press("a")
+    expect(page.locator(f"#report-{report.id}")).to_contain_text("✓ Принято — вы")
+    second.locator(f"#report-{report.id} .mod-approve button").click()
+    card = second.locator(f"#report-{report.id}")
+    expect(card).to_contain_text("Другой куратор уже проверил это фото: принято.")
+    expect(card).to_contain_text("Анна К.")
+    expect(second.locator("#queue-count")).to_have_text("0")
 
 
 def _flag(db, report, like):
@@ -201,36 +198,29 @@ def test_the_bar_keeps_the_filters_count_and_the_last_decision_in_view(
 
 
 def test_on_a_phone_one_card_fills_the_screen_and_reasons_open_as_a_sheet(
-    browser, live_server, expert, db
+    new_page, live_server, expert, db
 ):
     r = _queue(db, 3)
-    context = browser.new_context(
-        locale="ru-RU", viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
-        _login(page, live_server, expert)
-        card = page.locator(f"#report-{r[0].id}")
-        photo = card.locator(".mod-photo img").bounding_box()
-        assert photo["width"] >= 340  # the photo spans the phone's width
-        approve = card.locator(".mod-approve button").bounding_box()
-        assert approve["y"] + approve["height"] <= 844  # on the first screen…
-        assert approve["y"] >= 844 * 0.5  # …in the lower half, where a thumb reaches
-        assert card.bounding_box()["height"] >= 844 * 0.8  # one card per screen
-        # The reasons slide up from the bottom of the screen.
-        card.locator(".mod-decline summary").tap()
-        sheet = card.locator(".mod-sheet")
-        expect(sheet).to_be_visible()
-        box = sheet.bounding_box()
-        assert abs(box["y"] + box["height"] - 844) <= 2 and box["width"] >= 389
-        sheet.locator("[data-preset='1']").tap()
-        expect(card).to_contain_text("✗ Отклонено")
-        expect(sheet).to_be_hidden()
-        expect(page.locator("#mod-last")).to_contain_text("✗ Отклонено")
-        # The menu folds away; one tap opens it.
-        expect(page.locator(".nav")).to_be_hidden()
-        page.locator(".menu summary").tap()
-        expect(page.locator(".nav a", has_text="Заявки")).to_be_visible()
-    finally:
-        context.close()
+    page = new_page(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    _login(page, live_server, expert)
+    card = page.locator(f"#report-{r[0].id}")
+    photo = card.locator(".mod-photo img").bounding_box()
+    assert photo["width"] >= 340  # the photo spans the phone's width
+    approve = card.locator(".mod-approve button").bounding_box()
+    assert approve["y"] + approve["height"] <= 844  # on the first screen…
+    assert approve["y"] >= 844 * 0.5  # …in the lower half, where a thumb reaches
+    assert card.bounding_box()["height"] >= 844 * 0.8  # one card per screen
+    # The reasons slide up from the bottom of the screen.
+    card.locator(".mod-decline summary").tap()
+    sheet = card.locator(".mod-sheet")
+    expect(sheet).to_be_visible()
+    box = sheet.bounding_box()
+    assert abs(box["y"] + box["height"] - 844) <= 2 and box["width"] >= 389
+    sheet.locator("[data-preset='1']").tap()
+    expect(card).to_contain_text("✗ Отклонено")
+    expect(sheet).to_be_hidden()
+    expect(page.locator("#mod-last")).to_contain_text("✗ Отклонено")
+    # The menu folds away; one tap opens it.
+    expect(page.locator(".nav")).to_be_hidden()
+    page.locator(".menu summary").tap()
+    expect(page.locator(".nav a", has_text="Заявки")).to_be_visible()
