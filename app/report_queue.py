@@ -623,18 +623,57 @@ def _attach_matches(session: Session, cards: list[Card]) -> None:
         )
 
 
-def filter_options(session: Session) -> tuple[list[Any], list[Any]]:
+@dataclass(frozen=True)
+class Option:
+    id: int
+    number: int | None
+    title: str
+
+
+_OPTIONS: Any = None
+
+
+def _options_select() -> Any:
+    """Shifts with reports (newest first) and tasks (by title), in one statement: the page pays a
+    round trip per statement."""
+    global _OPTIONS
+    if _OPTIONS is None:
+        shifts = (
+            sa.select(
+                sa.literal(0).label("kind"),
+                col(Shift.id),
+                col(Shift.number),
+                col(Shift.title),
+            )
+            .where(col(Shift.status).in_(["started", "finishing", "finished"]))
+            .order_by(col(Shift.number).desc())
+            .limit(50)
+            .subquery()
+        )
+        tasks = (
+            sa.select(
+                sa.literal(1).label("kind"),
+                col(Task.id),
+                sa.cast(sa.null(), sa.Integer).label("number"),
+                col(Task.title),
+            )
+            .order_by(col(Task.title))
+            .limit(500)
+            .subquery()
+        )
+        _OPTIONS = sa.union_all(sa.select(shifts), sa.select(tasks))
+    return _OPTIONS
+
+
+def filter_options(session: Session) -> tuple[list[Option], list[Option]]:
     """Shifts and tasks for the filter drop-downs (the full page only)."""
-    shifts = session.execute(
-        sa.select(col(Shift.id), col(Shift.number), col(Shift.title))
-        .where(col(Shift.status).in_(["started", "finishing", "finished"]))
-        .order_by(col(Shift.number).desc())
-        .limit(50)
-    ).all()
-    tasks = session.execute(
-        sa.select(col(Task.id), col(Task.title)).order_by(col(Task.title)).limit(500)
-    ).all()
-    return list(shifts), list(tasks)
+    shifts: list[Option] = []
+    tasks: list[Option] = []
+    for kind, option_id, number, title in session.execute(_options_select()):
+        (tasks if kind else shifts).append(Option(option_id, number, title))
+    shifts.sort(key=lambda o: -(o.number or 0))
+    tasks.sort(key=lambda o: o.title)
+    return shifts, tasks
 
 
 # --- decisions -------------------------------------------------------------------------------------
