@@ -72,6 +72,9 @@ ACTIONS = {
     "participant.delete": "удалил(а) данные участника",
     "member.exclude": "исключил(а) из смены",
     "member.return": "вернул(а) в смену",
+    "member.pause": "поставил(а) паузу",
+    "member.pause_cancel": "отменил(а) паузу",
+    "member.resume": "закончил(а) паузу",
     "staff.invite": "пригласил(а) сотрудника",
     "staff.create": "принял(а) приглашение",
     "staff.token_revoke": "отозвал(а) ссылку",
@@ -102,15 +105,28 @@ FIELDS = {
     "from_day": "с дня",
     "to_day": "по день",
     "number": "номер",
+    "first_day": "первый день",
+    "last_day": "последний день",
+    "ended_on": "закончена",
 }
 # Shown in the phrase instead ("отклонил(а) фото: размыто"), or not worth a line.
-HIDDEN = {"decline_reason", "reason", "image_key", "token_id", "revoked", "deleted"}
+HIDDEN = {
+    "decline_reason",
+    "reason",
+    "image_key",
+    "token_id",
+    "revoked",
+    "deleted",
+    "pause_id",
+    "cancelled",
+}
 VALUES = {
     "reviewing": "на проверке",
     "approved": "принято",
     "declined": "отклонено",
     "waiting": "ждёт фото",
     "skipped": "пропущено",
+    "paused": "пауза",
     "pending": "ждёт решения",
     "active": "активен",
     "excluded": "исключён",
@@ -278,7 +294,7 @@ def _value(name: str, value: Any) -> str:
     if isinstance(value, str):
         if value in VALUES:
             return VALUES[value]
-        if name in ("started_at", "finished_at"):
+        if name in ("started_at", "finished_at", "first_day", "last_day", "ended_on"):
             try:
                 return text.fmt_date(date.fromisoformat(value[:10]))
             except ValueError:

@@ -221,7 +221,7 @@ def cmd_bot(args: argparse.Namespace) -> None:
     import threading
 
     from app.bot import handlers, polling, updates
-    from app.bot.client import ALLOWED_UPDATES, get_bot
+    from app.bot.client import ALLOWED_UPDATES, get_bot, set_progress_menu
 
     settings = _bot_settings(args)
     bot = get_bot(settings)
@@ -252,6 +252,13 @@ def cmd_bot(args: argparse.Namespace) -> None:
             drop_pending_updates=False,
         )
         print(f"Вебхук установлен: {url}")
+        print(f"Кнопка меню «Мой прогресс»: {set_progress_menu(bot, settings)}")
+    elif args.action == "set-menu":
+        if not settings.application_url.startswith("https://"):
+            sys.exit(
+                "APPLICATION_URL должен начинаться с https:// — иначе Telegram не откроет страницу."
+            )
+        print(f"Кнопка меню «Мой прогресс»: {set_progress_menu(bot, settings)}")
     elif args.action == "info":
         me = bot.get_me()
         info = bot.get_webhook_info()
@@ -329,9 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bot", help="Telegram-бот: опрос, вебхук, сведения, повтор обновлений")
     p.add_argument(
         "action",
-        choices=["poll", "set-webhook", "info", "replay"],
-        help="poll — запустить только бота (опрос); set-webhook — зарегистрировать вебхук; "
-        "info — что знает Telegram; replay — заново обработать обновления с ошибкой",
+        choices=["poll", "set-webhook", "set-menu", "info", "replay"],
+        help="poll — запустить только бота (опрос); set-webhook — зарегистрировать вебхук "
+        "(и кнопку меню); set-menu — кнопка меню «Мой прогресс»; info — что знает Telegram; "
+        "replay — заново обработать обновления с ошибкой",
     )
     p.add_argument("--update-id", type=int, action="append", help="только это обновление (replay)")
     p.set_defaults(func=cmd_bot)

@@ -45,7 +45,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _hide_values_in_pg_errors(context: Any) -> None:
+    """PostgreSQL quotes the offending values in its error messages ("DETAIL:  Key (phone)=(…)
+    already exists", "Failing row contains (…)", 'invalid input syntax for type bigint: "…"'):
+    keep the primary line, and for data exceptions (SQLSTATE class 22) not even that, so no error
+    text — stored, logged or in a traceback — carries a child's name or phone (product.md §7)."""
+    orig = context.original_exception
+    sqlstate = getattr(orig, "sqlstate", None)
+    if not sqlstate:  # not the server's answer (e.g. cannot connect): nothing from our rows in it
+        return
+    primary = "" if sqlstate.startswith("22") else (orig.diag.message_primary or "")
+    text = f"[{sqlstate}] {primary}".strip()
+    orig.args = (text,)
+    error = context.sqlalchemy_exception
+    if error is not None:
+        error.args = (f"({type(orig).__module__}.{type(orig).__name__}) {text}",)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # Query parameters hold names and phones: never put them into error messages (or the logs).
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -58,7 +77,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    sa.event.listen(engine, "handle_error", _hide_values_in_pg_errors)
+    return engine
 
 
 _engine: Engine | None = None

@@ -50,3 +50,11 @@ class DownloadError(AppError):
 
 class InitDataError(AppError):
     """Telegram WebApp initData is missing, forged or too old."""
+
+
+class TooManyAttempts(AppError):
+    """Too many login attempts for an e-mail or an address: try again in `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many login attempts; retry after {retry_after} s")
+        self.retry_after = retry_after

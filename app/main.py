@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app import background
+from app import accounts, background
 from app.bot import polling
 from app.bot import web as bot_web
 from app.db import get_engine
@@ -32,7 +32,6 @@ from app.web.common import render
 from app.web.csrf import CSRFMiddleware
 
 log = logging.getLogger("lomaya")
-SESSION_DAYS = 14
 
 
 def routes() -> list:
@@ -98,6 +97,12 @@ def routes() -> list:
         ),
         Route("/members/{member_id:int}", participant_views.member_detail),
         Route("/members/{member_id:int}/status", participant_views.member_status, methods=["POST"]),
+        Route("/members/{member_id:int}/pauses", participant_views.member_pause, methods=["POST"]),
+        Route(
+            "/members/{member_id:int}/pauses/{pause_id:int}/end",
+            participant_views.member_pause_end,
+            methods=["POST"],
+        ),
         # --- staff: results and exports ---
         Route("/shifts/{shift_id:int}/results", result_views.results_page),
         Route("/shifts/{shift_id:int}/results.{ext}", result_views.results_export),
@@ -116,9 +121,11 @@ def routes() -> list:
         Route("/audit", audit_views.audit_list),
         # --- private media (photos, task pictures) ---
         Route("/media/{key:path}", basics.media),
-        # --- Telegram: webhook and the registration WebApp (authenticated by secret/initData) ---
+        # --- Telegram: webhook and the WebApps (authenticated by secret/initData) ---
         Route("/telegram/webhook", bot_web.webhook, methods=["POST"]),
         Route("/telegram/registration", bot_web.registration_page, methods=["GET", "POST"]),
+        Route("/telegram/progress", bot_web.progress_page, methods=["GET", "POST"]),
+        Route("/telegram/tasks/{task_id:int}/picture", bot_web.task_picture),
         # --- operations ---
         Route("/health", basics.health_probe),
         Mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static"),
@@ -187,7 +194,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
             SessionMiddleware,
             secret_key=settings.secret_key,
             session_cookie="lomaya_session",
-            max_age=SESSION_DAYS * 24 * 3600,
+            max_age=int(accounts.SESSION_LIFETIME.total_seconds()),  # the session rows' too
             same_site="lax",
             https_only=settings.https,
         ),

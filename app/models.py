@@ -50,6 +50,7 @@ class ReportStatus(enum.StrEnum):
     approved = "approved"
     declined = "declined"
     skipped = "skipped"
+    paused = "paused"  # a day inside a member's pause: no task, never counts as skipped
 
 
 class StaffRole(enum.StrEnum):
@@ -307,6 +308,29 @@ class Report(SQLModel, table=True):
     updated_at: datetime = updated_at_field()
 
 
+class MemberPause(SQLModel, table=True):
+    """A pause of one member for a range of report days (illness, holidays): no task messages or
+    reminders on those days, and they never count toward exclusion (app.pauses)."""
+
+    __tablename__ = "member_pause"
+    __table_args__ = (
+        sa.CheckConstraint("first_day <= last_day", name="days"),
+        sa.Index("ix_member_pause_member_days", "member_id", "first_day", "last_day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", nullable=False, ondelete="CASCADE")
+    first_day: date = Field(nullable=False)  # report days, inclusive
+    last_day: date = Field(nullable=False)  # shortened when the pause is ended early
+    reason: str = Field(max_length=300, nullable=False)  # for staff; not sent to the family
+    created_by_id: int | None = Field(default=None, foreign_key="staff.id", ondelete="SET NULL")
+    created_at: datetime = created_at_field()
+    # Ended early (resumed) or withdrawn before its first day (cancelled: it covers no day).
+    ended_at: datetime | None = ts_field()
+    ended_by_id: int | None = Field(default=None, foreign_key="staff.id", ondelete="SET NULL")
+    cancelled: bool = Field(default=False, nullable=False)
+
+
 def phash_bands_sql(column: str = "phash") -> str:
     """The pHash cut into 9 bands (8 × 7 bits + 8 bits), each tagged with its band number.
 
@@ -380,8 +404,6 @@ class Staff(SQLModel, table=True):
         default=StaffStatus.active, sa_type=_enum(StaffStatus, "staff_status"), nullable=False
     )
     password_hash: str = Field(default="", max_length=255, nullable=False)
-    # Bumped when the password changes or the account is blocked: older sessions stop working.
-    session_version: int = Field(default=1, nullable=False)
     last_login_at: datetime | None = ts_field()
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
@@ -393,6 +415,21 @@ class Staff(SQLModel, table=True):
     @property
     def is_admin(self) -> bool:
         return self.role == StaffRole.administrator
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in browser. The cookie carries a random secret; only its SHA-256 is stored, so a
+    copied cookie dies with the row: at logout, when the account is blocked, its password or role
+    changes (revoked_at), or 14 days after it was last used — the cookie's own lifetime."""
+
+    __tablename__ = "staff_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, nullable=False)
+    staff_id: int = Field(foreign_key="staff.id", nullable=False, index=True, ondelete="CASCADE")
+    created_at: datetime = created_at_field()
+    last_seen_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = ts_field()
 
 
 class StaffToken(SQLModel, table=True):
@@ -493,12 +530,14 @@ class JobRun(SQLModel, table=True):
     details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
 
 
-class LoginFailure(SQLModel, table=True):
-    """A failed login, kept briefly to slow down guessing per e-mail and per IP."""
+class LoginThrottle(SQLModel, table=True):
+    """Recent login attempts of one e-mail or one client address (`key`, hashed), and the moment
+    the latest of them was given (`slot_us`, µs since the Unix epoch: plain integers, so one
+    INSERT … ON CONFLICT DO UPDATE computes the next moment on either database). See
+    app.accounts.reserve_attempt."""
 
-    __tablename__ = "login_failure"
-    __table_args__ = (sa.Index("ix_login_failure_key_at", "key", "at"),)
+    __tablename__ = "login_throttle"
 
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(max_length=300, nullable=False)  # "email:<sha256>" or "ip:<sha256>"
-    at: datetime = created_at_field()
+    key: str = Field(max_length=80, primary_key=True)  # "email:<sha256>" or "ip:<sha256>"
+    attempts: int = Field(nullable=False)
+    slot_us: int = Field(sa_type=sa.BigInteger, nullable=False, index=True)

@@ -15,12 +15,13 @@ from typing import IO, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import audit, clock, storage
+from app import audit, clock, pauses, storage
 from app.errors import FormErrors, MissingObject
 from app.models import (
     Application,
     ApplicationStatus,
     Member,
+    MemberPause,
     MemberStatus,
     OutgoingMessage,
     Participant,
@@ -237,7 +238,9 @@ def history(session: Session, participant_id: int) -> History:
 class CalendarDay:
     day_number: int
     date: date
-    status: str  # a ReportStatus value, or "none" (no report: the day has not come or was before joining)
+    # A ReportStatus value, or "none" (no report: the day has not come or was before joining);
+    # "paused" also for a day a pause covers that has no photo (pauses.shown_status).
+    status: str
     task_title: str
     attempts: int
     photos: list[tuple[str, str]]  # (thumbnail key, full-size key) per attempt
@@ -249,6 +252,7 @@ STATUS_LABELS = {
     "skipped": "пропущено",
     "reviewing": "на проверке",
     "waiting": "ждём фото",
+    "paused": "пауза",
     "none": "—",
 }
 
@@ -274,14 +278,16 @@ def calendar(session: Session, member: Member, shift: Shift) -> list[CalendarDay
             )
         ).all()
     )
+    paused = pauses.paused_days(pauses.of_member(session, member.id))  # type: ignore[arg-type]
     days = []
     for n in range(1, shift.length_days + 1):
         report = reports.get(n)
+        day = shift.started_at + timedelta(days=n - 1)
         days.append(
             CalendarDay(
                 n,
-                shift.started_at + timedelta(days=n - 1),
-                report.status.value if report else "none",
+                day,
+                pauses.shown_status(report.status.value if report else "none", day in paused),
                 titles.get(report.task_id, "") if report else "",
                 report.photo_count if report else 0,
                 photos.get(report.id, []) if report else [],  # type: ignore[arg-type]
@@ -441,7 +447,18 @@ def _memberships(
                 names.append(name)
                 photo_files.append((name, photo.storage_key))
             reports.append({**_row(report, REPORT_FIELDS), "photos": names})
-        result.append({**_row(member, MEMBER_FIELDS), "shift_title": title, "reports": reports})
+        paused = [
+            _row(p, ["first_day", "last_day", "reason", "cancelled"])
+            for p in pauses.of_member(session, member.id)  # type: ignore[arg-type]
+        ]
+        result.append(
+            {
+                **_row(member, MEMBER_FIELDS),
+                "shift_title": title,
+                "reports": reports,
+                "pauses": paused,
+            }
+        )
     return result
 
 
@@ -484,6 +501,16 @@ def delete_participant(
             phash=None,
             dhash=None,
         )
+    )
+    # A pause's reason may tell of the child's health.
+    session.execute(
+        sa.update(MemberPause)
+        .where(
+            col(MemberPause.member_id).in_(
+                select(Member.id).where(Member.participant_id == participant.id)
+            )
+        )
+        .values(reason="")
     )
     # Messages carry the name in their text; pending ones must not go out any more.
     session.execute(

@@ -245,6 +245,7 @@ def _refusal(report: Report) -> Outcome | None:
     max_attempts = get_settings().max_photo_attempts
     status_answer = {
         ReportStatus.skipped: "photo_day_skipped",
+        ReportStatus.paused: "photo_day_paused",
         ReportStatus.reviewing: "photo_already_reviewing",
         ReportStatus.approved: "photo_already_approved",
     }.get(report.status)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import clock
+from app import clock, pauses
 from app.days import report_day
 from app.models import Member, Report, ReportStatus
 
@@ -29,9 +29,18 @@ def ask_skip(session: Session, member: Member) -> tuple[str, Report | None]:
     report = todays_report(session, member)
     if report is None:
         return "photo_no_task", None
+    if _paused(session, report):
+        return "skip_paused", report
     if report.status != ReportStatus.waiting:
         return "skip_not_possible", report
     return "skip_confirm", report
+
+
+def _paused(session: Session, report: Report) -> bool:
+    """Today is inside a pause: nothing to skip (the day never counts as missed)."""
+    return report.status == ReportStatus.paused or pauses.is_paused(
+        session, report.member_id, report.task_date
+    )
 
 
 def skip(session: Session, member: Member | None, report_id: int | None, confirmed: bool) -> str:
@@ -47,6 +56,8 @@ def skip(session: Session, member: Member | None, report_id: int | None, confirm
         return "skip_too_late"
     if not confirmed:
         return "skip_cancelled"
+    if _paused(session, report):
+        return "skip_paused"
     changed = session.execute(
         sa.update(Report)
         .where(col(Report.id) == report.id, col(Report.status) == ReportStatus.waiting)

@@ -23,7 +23,7 @@ from app import clock
 from app.db import is_postgres
 from app.models import Member, Participant, Report, ReportStatus, Shift, Task
 
-COUNTED = ("approved", "declined", "skipped", "waiting", "reviewing")
+COUNTED = ("approved", "declined", "skipped", "waiting", "reviewing", "paused")
 EXPORT_HEADERS = [
     "Место",
     "Имя",
@@ -35,6 +35,7 @@ EXPORT_HEADERS = [
     "Пропущено",
     "Ждут фото",
     "На проверке",
+    "Пауза",
 ]
 
 
@@ -54,6 +55,7 @@ class Counts:
     skipped: int
     waiting: int
     reviewing: int
+    paused: int  # days inside a member's pause (app.pauses): not skipped
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,7 @@ class Ranked:
     skipped: int
     waiting: int
     reviewing: int
+    paused: int
 
     def export_row(self) -> list[Any]:
         return [
@@ -211,6 +214,7 @@ class Ranked:
             self.skipped,
             self.waiting,
             self.reviewing,
+            self.paused,
         ]
 
 
@@ -339,7 +343,9 @@ def xlsx_file(session: Session, shift: Shift) -> Any:
     for row in stream_ranking(session, shift.id):  # type: ignore[arg-type]
         sheet.append(row.export_row())
     days = book.create_sheet("По дням")
-    days.append(["День", "Дата", "Принято", "Отклонено", "Пропущено", "Ждут фото", "На проверке"])
+    days.append(
+        ["День", "Дата", "Принято", "Отклонено", "Пропущено", "Ждут фото", "На проверке", "Пауза"]
+    )
     for d in per_day(session, shift):
         days.append(
             [
@@ -350,6 +356,7 @@ def xlsx_file(session: Session, shift: Shift) -> Any:
                 d.skipped,
                 d.waiting,
                 d.reviewing,
+                d.paused,
             ]
         )
     out = tempfile.TemporaryFile()  # noqa: SIM115 (the caller streams and closes it)
@@ -369,7 +376,7 @@ def days_so_far(shift: Shift, days: list[Counts], today: date | None = None) -> 
         d
         for d in days
         if shift.started_at + timedelta(days=d.key - 1) <= today
-        or d.approved + d.declined + d.skipped + d.waiting + d.reviewing
+        or d.approved + d.declined + d.skipped + d.waiting + d.reviewing + d.paused
     ]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import days, final_message, outbox
+from app import days, final_message, outbox, pauses
 from app.db import dialect_insert
 from app.members import balances
 from app.models import (
@@ -132,7 +132,12 @@ def _reachable() -> Any:
 
 
 def _skip_overdue(session: Session, shift_id: int, day: date, now: datetime) -> int:
-    """Reports of this shift for days before `day` still waiting: their deadline has passed."""
+    """Reports of this shift for days before `day` still waiting: their deadline has passed. A day
+    inside a pause (set after that day's task had gone out) becomes `paused`, not `skipped`."""
+    closed = sa.case(
+        (pauses.covering(_report.c.member_id, _report.c.task_date), ReportStatus.paused.value),
+        else_=ReportStatus.skipped.value,
+    )
     result = session.execute(
         sa.update(_report)
         .where(
@@ -140,7 +145,7 @@ def _skip_overdue(session: Session, shift_id: int, day: date, now: datetime) -> 
             _report.c.status == ReportStatus.waiting,
             _report.c.task_date < day,
         )
-        .values(status=ReportStatus.skipped, updated_at=now)
+        .values(status=sa.cast(closed, _report.c.status.type), updated_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -151,7 +156,8 @@ def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
     "Days the shift gave tasks" are the day numbers that have reports (a day missed while the app
     was down has none: it neither counts nor breaks the chain). A member needs a skipped report on
     every one of those N days, so days before joining do not count (no report), and a declined,
-    reviewing or approved day breaks the chain. Test participants are never excluded.
+    reviewing, approved or paused day breaks the chain (so does a pause over any day of the window,
+    even one the family skipped before the pause was set). Test participants are never excluded.
     Two statements whatever the size: a loose index scan for the last N report days, then an
     UPDATE … WHERE id IN (grouped subquery); then the messages.
     """
@@ -179,6 +185,13 @@ def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
             _member.c.shift_id == shift.id,
             _member.c.status == MemberStatus.active,
             _member.c.id.in_(chain),
+            # A pause within the window breaks the chain (its days are `paused`, not skipped; a
+            # day skipped before its pause was set counts as paused too).
+            _member.c.id.not_in(
+                pauses.paused_between(
+                    days.shift_date(shift, min(last_days)), days.shift_date(shift, today_number - 1)
+                )
+            ),
             _member.c.participant_id.in_(not_test),
         )
         .values(status=MemberStatus.excluded, excluded_at=now, updated_at=now)
@@ -257,16 +270,20 @@ def _open_day(session: Session, shift: Shift, day: date, now: datetime) -> dict[
 def _create_reports(
     session: Session, shift: Shift, number: int, day: date, task_id: int, now: datetime
 ) -> int:
-    """INSERT … SELECT: a waiting report of day `number` for every active member who joined by
-    `day` and has none yet."""
+    """INSERT … SELECT: a report of day `number` for every active member who joined by `day` and
+    has none yet — waiting, or `paused` for a member whose pause covers the day (no task then)."""
     status_type = _report.c.status.type
+    status = sa.case(
+        (_member.c.id.in_(pauses.paused_on(day)), ReportStatus.paused.value),
+        else_=ReportStatus.waiting.value,
+    )
     source = sa.select(
         _member.c.id,
         sa.literal(shift.id),
         sa.literal(task_id),
         sa.literal(number),
         sa.literal(day, sa.Date),
-        sa.cast(sa.literal(ReportStatus.waiting.value), status_type),
+        sa.cast(status, status_type),
         sa.literal(0),
         sa.literal(now, _report.c.created_at.type),
         sa.literal(now, _report.c.updated_at.type),
@@ -413,7 +430,8 @@ def reminder_moment(day: date) -> datetime:
 
 
 def reminder(session: Session, now: datetime, *, late_ok: bool = False) -> dict[str, Any]:
-    """One reminder to members whose report for the open report day is still waiting.
+    """One reminder to members whose report for the open report day is still waiting (not to a
+    member paused that day: the report may have been created before the pause was set).
 
     More than REMINDER_GRACE_HOURS late (unless `late_ok`, a hand run) the reminder is skipped and
     the run is recorded as such.
@@ -438,6 +456,7 @@ def reminder(session: Session, now: datetime, *, late_ok: bool = False) -> dict[
             _report.c.status == ReportStatus.waiting,
             _member.c.status == MemberStatus.active,
             _shift.c.status.in_([ShiftStatus.started, ShiftStatus.finishing]),
+            _report.c.member_id.not_in(pauses.paused_on(day)),
             _reachable(),
         )
     ).all()

@@ -13,7 +13,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app import audit, clock
-from app.accounts import hash_password, normalize_email, password_problem, verify_password
+from app.accounts import (
+    end_all_sessions,
+    hash_password,
+    normalize_email,
+    password_problem,
+    start_session,
+    verify_password,
+)
 from app.errors import FormErrors
 from app.models import Staff, StaffRole, StaffStatus, StaffToken, TokenPurpose
 from app.settings import get_settings
@@ -235,7 +242,7 @@ def accept(
     if account is None:
         raise FormErrors({"": "Сотрудник не найден."})
     account.password_hash = hash_password(password)
-    account.session_version += 1
+    end_all_sessions(session, account.id)  # whoever knew the old password is signed out
     session.add(account)
     audit.record(session, account, "staff.password_reset", "staff", account.id)
     return account
@@ -269,7 +276,7 @@ def set_role(session: Session, actor: Staff, staff: Staff, role: str) -> None:
         session, actor, "staff.role", "staff", staff.id, {"role": staff.role}, {"role": new}
     )
     staff.role = new
-    staff.session_version += 1  # the old role must not linger in an open session
+    end_all_sessions(session, staff.id)  # the old role must not linger in an open session
     session.add(staff)
 
 
@@ -291,7 +298,8 @@ def set_blocked(session: Session, actor: Staff, staff: Staff, blocked: bool) -> 
         {"status": new},
     )
     staff.status = new
-    staff.session_version += 1  # open sessions end at the very next request
+    if blocked:
+        end_all_sessions(session, staff.id)  # open sessions end at the very next request
     session.add(staff)
 
 
@@ -324,8 +332,9 @@ def update_profile(session: Session, staff: Staff, name: str, surname: str) -> N
         )
 
 
-def change_password(session: Session, staff: Staff, current: str, new: str, new2: str) -> int:
-    """Change one's own password; returns the new session version (other sessions end)."""
+def change_password(session: Session, staff: Staff, current: str, new: str, new2: str) -> str:
+    """Change one's own password. Every session of the account ends; the secret of a fresh one for
+    this browser is returned."""
     errors: dict[str, str] = {}
     if not verify_password(staff.password_hash, current):
         errors["current"] = "Текущий пароль введён неверно."
@@ -338,7 +347,7 @@ def change_password(session: Session, staff: Staff, current: str, new: str, new2
     if errors:
         raise FormErrors(errors)
     staff.password_hash = hash_password(new)
-    staff.session_version += 1
+    end_all_sessions(session, staff.id)
     session.add(staff)
     audit.record(session, staff, "staff.password_change", "staff", staff.id)
-    return staff.session_version
+    return start_session(session, staff)

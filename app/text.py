@@ -130,3 +130,11 @@ def to_int(value: Any, bits: int = 64) -> int | None:
             return None
     limit = 1 << (bits - 1)
     return number if -limit <= number < limit else None
+
+
+def json_int(value: Any, bits: int = 64) -> int | None:
+    """`value` if it is a JSON integer (not a bool, a float or a digit string) of at most `bits`
+    bits, else None: ids from Telegram must be exactly that before they reach the database."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return to_int(value, bits)

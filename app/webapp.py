@@ -11,10 +11,10 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
-from app import clock
+from app import clock, text
 from app.errors import InitDataError
 
 MAX_AGE_SECONDS = 2 * 3600  # a child may take a while to fill the form
@@ -51,12 +51,17 @@ def verify(token: str, init_data: str, *, max_age: int = MAX_AGE_SECONDS) -> Web
     expected = sign(token, fields)
     if not hmac.compare_digest(expected.encode(), received.encode()):
         raise InitDataError("bad signature")
+    # Signed by Telegram, yet checked like any input: an id must be a positive 64-bit JSON integer
+    # (2**70, 1e308, "abc", true or -1 would reach the database as a value it cannot store).
+    timestamp = text.to_int(fields.get("auth_date"))
     try:
-        auth_date = datetime.fromtimestamp(int(fields["auth_date"]), tz=clock.now().tzinfo)
-        user = json.loads(fields["user"])
-        user_id = int(user["id"])
-    except (KeyError, ValueError, TypeError, OverflowError):
+        user = json.loads(fields.get("user", ""))
+        auth_date = datetime.fromtimestamp(timestamp, tz=UTC) if timestamp is not None else None
+    except (ValueError, TypeError, RecursionError, OverflowError, OSError):
         raise InitDataError("incomplete initData") from None
+    user_id = text.json_int(user.get("id")) if isinstance(user, dict) else None
+    if auth_date is None or user_id is None or user_id <= 0:
+        raise InitDataError("incomplete initData")
     age = (clock.now() - auth_date).total_seconds()
     if age > max_age or age < -MAX_CLOCK_SKEW_SECONDS:
         raise InitDataError("initData is too old")

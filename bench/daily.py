@@ -1,12 +1,16 @@
 """Benchmark of the daily jobs on PostgreSQL (prints figures; run by hand, never in the tests).
 
-    uv run python bench/daily.py [--members 10000] [--day 60] [--url postgresql://…/postgres] [--keep]
+    uv run python bench/daily.py [--members 10000] [--day 60] [--paused-share 0.1]
+                                 [--url postgresql://…/postgres] [--keep]
     (or: uv run python -m bench.daily …)
 
 A started shift with 10,000 active members on day 60 (590,000 reports of days 1–59, bulk-loaded
 with INSERT … SELECT generate_series); then the daily task job (skips day 59's waiting reports,
 checks exclusions, creates 10,000 reports and queues 10,000 task messages) and the reminder job,
-both run in this process.
+both run in this process. With --paused-share S, that share of the members (spread over the ids)
+is on a pause from 3 days ago to 4 days ahead (member_pause rows; their reports of the paused past
+days are `paused`, day 59's waiting ones become `paused` at the deadline): the daily job gives them a
+paused report and no task message, the reminder skips them.
 
 Creates (and drops first) the database `lomaya_bench_daily` on the server of --url; drops it at the
 end unless --keep. Prints the load average at start and end, and per job: wall seconds, SQL
@@ -43,8 +47,11 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def load(engine: sa.engine.Engine, members: int, today_number: int, start: date) -> None:
-    """Bulk data in SQL: tasks, the shift and its plan, participants, members, past reports."""
+def load(
+    engine: sa.engine.Engine, members: int, today_number: int, start: date, paused_share: float
+) -> None:
+    """Bulk data in SQL: tasks, the shift and its plan, participants, members, past reports and
+    (with a paused share) pauses."""
     days = 92
     last_past = today_number - 1
     with engine.begin() as conn:
@@ -104,6 +111,30 @@ def load(engine: sa.engine.Engine, members: int, today_number: int, start: date)
             ),
             {"start": start, "last": last_past},
         )
+        if paused_share > 0:
+            today = start + timedelta(days=today_number - 1)
+            # Every member whose id falls in the share of each 1000 (spread, not a block).
+            chosen = "(m.id * 7919) % 1000 < :per_mille"
+            params = {
+                "per_mille": round(paused_share * 1000),
+                "first": today - timedelta(days=3),
+                "last": today + timedelta(days=4),
+            }
+            conn.execute(
+                sa.text(
+                    "INSERT INTO member_pause (member_id, first_day, last_day, reason, created_at, "
+                    "cancelled) SELECT m.id, :first, :last, 'болеет', now(), false FROM member m "
+                    f"WHERE {chosen}"
+                ),
+                params,
+            )
+            conn.execute(
+                sa.text(
+                    "UPDATE report r SET status = 'paused' FROM member m WHERE m.id = r.member_id "
+                    f"AND {chosen} AND r.task_date >= :first AND r.task_date < :yesterday"
+                ),
+                {**params, "yesterday": today - timedelta(days=1)},
+            )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE"))
 
@@ -160,6 +191,9 @@ def main() -> None:
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--day", type=int, default=60)
+    parser.add_argument(
+        "--paused-share", type=float, default=0.0, help="share of members on a pause (0.1 = 10 %%)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
@@ -180,12 +214,14 @@ def main() -> None:
     today = date(2026, 11, 20)
     start = today - timedelta(days=args.day - 1)
     began = time.perf_counter()
-    load(engine, args.members, args.day, start)
+    load(engine, args.members, args.day, start, args.paused_share)
     with engine.connect() as conn:
         reports = conn.execute(sa.text("SELECT count(*) FROM report")).scalar()
+        paused = conn.execute(sa.text("SELECT count(*) FROM member_pause")).scalar()
     print(
-        f"loaded {args.members} members, {reports} reports (days 1–{args.day - 1}) "
-        f"in {time.perf_counter() - began:.1f} s; peak RSS {peak_mb():.0f} MB"
+        f"loaded {args.members} members ({paused} on a pause today), {reports} reports "
+        f"(days 1–{args.day - 1}) in {time.perf_counter() - began:.1f} s; "
+        f"peak RSS {peak_mb():.0f} MB"
     )
 
     timed_job(engine, "daily", days.task_moment(today), args.members)
@@ -196,10 +232,15 @@ def main() -> None:
             sa.text(
                 "SELECT (SELECT count(*) FROM report), "
                 "(SELECT count(*) FROM outgoing_message WHERE kind = 'task'), "
-                "(SELECT count(*) FROM outgoing_message WHERE kind = 'reminder')"
-            )
+                "(SELECT count(*) FROM outgoing_message WHERE kind = 'reminder'), "
+                "(SELECT count(*) FROM report WHERE status = 'paused' AND day_number = :today)"
+            ),
+            {"today": args.day},
         ).one()
-    print(f"after: {counts[0]} reports, {counts[1]} task messages, {counts[2]} reminders queued")
+    print(
+        f"after: {counts[0]} reports ({counts[3]} of today paused), {counts[1]} task messages, "
+        f"{counts[2]} reminders queued"
+    )
     print(f"peak RSS of the process: {peak_mb():.0f} MB")
     print(CPU_NOTE)
     print(load_line("end"))

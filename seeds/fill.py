@@ -40,6 +40,7 @@ from app.models import (
     Application,
     ApplicationStatus,
     Member,
+    MemberPause,
     MemberStatus,
     Participant,
     Report,
@@ -754,11 +755,16 @@ def _current_reports(ctx: _Ctx, shift: Shift, plan: list[int], members: list[Mem
     current = _current_day(shift)
     # One member skipped five days in a row and was excluded (the rule of product.md §2).
     excluded = members[len(members) // 2] if len(members) >= 8 and current >= 12 else None
+    # One member is ill: a pause from three days ago to two days ahead (docs/schedule.md, Pauses).
+    resting = members[len(members) // 3] if len(members) >= 8 and current >= 12 else None
     history = _History()
     for member in members:
         first = (member.joined_at - shift.started_at).days + 1
         last = current
         skipped_run: set[int] = set()
+        paused_days: set[int] = set()
+        if member is resting:
+            paused_days = _seed_pause(ctx, shift, member, current - 3, current + 2)
         if member is excluded:
             start = rng.randint(5, current - 6)
             skipped_run = set(range(start, start + 5))
@@ -771,6 +777,8 @@ def _current_reports(ctx: _Ctx, shift: Shift, plan: list[int], members: list[Mem
             member.updated_at = member.excluded_at
         for day_number in range(first, last + 1):
             forced = ReportStatus.skipped if day_number in skipped_run else None
+            if day_number in paused_days:
+                forced = ReportStatus.paused
             _current_report(
                 ctx,
                 shift,
@@ -786,6 +794,23 @@ def _current_reports(ctx: _Ctx, shift: Shift, plan: list[int], members: list[Mem
         _decision_audit(ctx, report, by, at, approved, reason)
     _mark_duplicates(rng, history.jobs)
     _store_photos(ctx, history.jobs)
+
+
+def _seed_pause(ctx: _Ctx, shift: Shift, member: Member, first: int, last: int) -> set[int]:
+    """A pause of `member` over shift days `first`..`last`, set the evening before by the admin."""
+    assert member.id is not None
+    first_day = shift.started_at + timedelta(days=first - 1)
+    ctx.session.add(
+        MemberPause(
+            member_id=member.id,
+            first_day=first_day,
+            last_day=shift.started_at + timedelta(days=last - 1),
+            reason="Болеет, мама написала в чат",
+            created_by_id=ctx.admin.id,
+            created_at=_at(first_day - timedelta(days=1), 19, 30),
+        )
+    )
+    return set(range(first, last + 1))
 
 
 def _current_report(

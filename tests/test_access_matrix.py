@@ -7,6 +7,7 @@ say who may use it. Unknown ids answer 404 (never a 500) for every route that ta
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlmodel import select
@@ -15,7 +16,7 @@ from starlette.testclient import TestClient
 
 from app import images, staff_admin
 from app.main import routes
-from app.models import ReportStatus, Staff, StaffStatus
+from app.models import MemberPause, ReportStatus, Staff, StaffStatus
 from tests import factories
 from tests.conftest import csrf_token, login
 
@@ -34,6 +35,10 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/telegram/webhook"): PUBLIC,
     ("GET", "/telegram/registration"): PUBLIC,
     ("POST", "/telegram/registration"): PUBLIC,
+    ("GET", "/telegram/progress"): PUBLIC,
+    ("POST", "/telegram/progress"): PUBLIC,
+    # task pictures are the same for every child; report photos are never served here
+    ("GET", "/telegram/tasks/{task_id:int}/picture"): PUBLIC,
     # moderation: report queue, application queue
     ("GET", "/reports"): STAFF,
     ("GET", "/reports/{report_id:int}"): STAFF,
@@ -74,6 +79,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/participants/{participant_id:int}/delete"): ADMIN,
     ("GET", "/members/{member_id:int}"): STAFF,
     ("POST", "/members/{member_id:int}/status"): ADMIN,
+    ("POST", "/members/{member_id:int}/pauses"): ADMIN,
+    ("POST", "/members/{member_id:int}/pauses/{pause_id:int}/end"): ADMIN,
     # results: experts see them and download the exports, read-only (README §5); the page links
     # experts back to the start page, not to the shift (admin-only)
     ("GET", "/shifts/{shift_id:int}/results"): STAFF,
@@ -136,6 +143,13 @@ def world(db, admin):
     report = factories.make_report(db, member, 1, ReportStatus.approved, photos=1)
     application = factories.make_application(db, factories.make_participant(db), shift)
     target = factories.make_staff(db, email="target@example.org")
+    pause = MemberPause(
+        member_id=member.id,
+        first_day=shift.started_at + timedelta(days=2),
+        last_day=shift.started_at + timedelta(days=4),
+        reason="болеет",
+    )
+    db.add(pause)
     token, secret = staff_admin.invite(db, admin, "invitee@example.org", "Ира", "", "expert")
     db.commit()
     stored = images.store_image(factories.jpeg_bytes(seed=7))
@@ -145,6 +159,7 @@ def world(db, admin):
         "task_id": task.id,
         "participant_id": member.participant_id,
         "member_id": member.id,
+        "pause_id": pause.id,
         "report_id": report.id,
         "application_id": application.id,
         "token_id": token.id,

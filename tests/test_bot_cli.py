@@ -44,6 +44,20 @@ def test_set_webhook_and_info(env, fake_tg, settings, capsys):
     assert "@lomaya_bot" in out and "https://lomaya.example.org/telegram/webhook" in out
 
 
+def test_set_webhook_and_set_menu_make_my_progress_the_menu_button(env, fake_tg, settings):
+    cli.main(["bot", "set-webhook"])
+    cli.main(["bot", "set-menu"])
+    calls = fake_tg.sent("setChatMenuButton")
+    assert len(calls) == 2
+    for call in calls:
+        assert "chat_id" not in call.params  # the default for every private chat
+        assert json.loads(call.params["menu_button"]) == {
+            "type": "web_app",
+            "text": "Мой прогресс",
+            "web_app": {"url": "https://lomaya.example.org/telegram/progress"},
+        }
+
+
 def test_no_token_is_a_clear_message(env, monkeypatch, settings):
     monkeypatch.setenv("BOT_TOKEN", "")
     monkeypatch.setenv("BOT_WEBHOOK_MODE", "false")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import date, timedelta
 
@@ -128,6 +129,50 @@ def test_bad_init_data_is_refused(db, bot_client, preparing, case):
     assert response.status_code == 403
     assert "Откройте форму" in response.json()["message"]
     assert db.exec(select(Participant)).all() == []
+
+
+def _signed(**fields: str) -> str:
+    from urllib.parse import urlencode
+
+    fields["hash"] = webapp.sign(TOKEN, fields)
+    return urlencode(fields)
+
+
+@pytest.mark.parametrize("uid", [2**70, 2**63, 1e308, "abc", "777001", True, -1, 0, None, 7.0])
+@pytest.mark.parametrize("action", ["submit", "prefill"])
+def test_odd_user_ids_in_signed_init_data_are_refused_not_5xx(
+    db, bot_client, preparing, uid, action
+):
+    """Correctly signed, yet an id the database cannot hold (or not an id at all): a 403 with the
+    form's Russian message, on both databases, never a 5xx or a dropped connection."""
+    now = str(int(clock.now().timestamp()))
+    user = json.dumps({"id": uid, "first_name": "Маша"}) if uid is not None else '{"x": 1}'
+    body = dict(GOOD, action=action, init_data=_signed(auth_date=now, user=user))
+    response = bot_client.post(
+        "/telegram/registration", data=body, headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 403, response.text
+    assert "Откройте форму" in response.json()["message"]
+    plain = bot_client.post("/telegram/registration", data=dict(body, action=action))
+    assert plain.status_code == 403 and "Откройте форму" in plain.text
+    assert db.exec(select(Participant)).all() == []
+
+
+@pytest.mark.parametrize(
+    "auth_date", ["1e308", "9" * 30, "99999999999999999", "-99999999999999", "abc", "", "1.5"]
+)
+def test_odd_auth_dates_are_refused_not_5xx(db, bot_client, preparing, auth_date):
+    user = json.dumps({"id": UID, "first_name": "Маша"})
+    response = _post(bot_client, data=_signed(auth_date=auth_date, user=user))
+    assert response.status_code == 403
+    assert db.exec(select(Participant)).all() == []
+
+
+@pytest.mark.parametrize("user", ["[1]", '"abc"', "5", "null", "[" * 1100 + "]" * 1100, "{"])
+def test_odd_user_objects_are_refused_not_5xx(db, bot_client, preparing, user):
+    now = str(int(clock.now().timestamp()))
+    response = _post(bot_client, data=_signed(auth_date=now, user=user))
+    assert response.status_code == 403
 
 
 def test_verify_uses_the_documented_algorithm():

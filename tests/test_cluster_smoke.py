@@ -132,7 +132,7 @@ def test_two_instances_behind_nginx_share_sessions_and_survive_a_kill(
         engine = sa.create_engine(database_url)
         try:
             with engine.connect() as conn:
-                keys = set(conn.execute(sa.text("SELECT key FROM login_failure")).scalars())
+                keys = set(conn.execute(sa.text("SELECT key FROM login_throttle")).scalars())
         finally:
             engine.dispose()
         assert _ip_key("127.0.0.1") in keys

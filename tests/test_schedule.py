@@ -14,6 +14,7 @@ from app.db import session_scope
 from app.models import (
     JobRun,
     Member,
+    MemberPause,
     MemberStatus,
     OutgoingMessage,
     Report,
@@ -387,12 +388,17 @@ def count_statements_on(engine):
 
 
 def test_statements_per_job_do_not_grow_with_members(db, engine):
-    """Set-based: the same number of SQL statements for 2 and for 12 members."""
+    """Set-based: the same number of SQL statements for 2 and for 12 members, some of them paused
+    on the second day (tests/test_pauses.py checks what the paused ones get)."""
 
     def count_statements(members: int, day: date) -> dict[str, int]:
         shift = make_shift(db, status=ShiftStatus.preparing, start=day, days=2)
-        for _ in range(members):
+        for n in range(members):
             m = make_member(db, shift)
+            if n < max(1, members // 3):
+                second = day + timedelta(days=1)
+                db.add(MemberPause(member_id=m.id, first_day=second, last_day=second, reason="."))
+                db.commit()
         counts = {}
         for job, moment in [
             ("daily", task_hour(day)),
@@ -413,3 +419,4 @@ def test_statements_per_job_do_not_grow_with_members(db, engine):
     big = count_statements(12, D + timedelta(days=10))
     assert list(small.values()) == list(big.values())
     assert len(messages(db, "shift_final")) == 14
+    assert len(messages(db, "task")) == 2 * 14 - 1 - 4  # no task on a paused day

@@ -215,7 +215,7 @@ def _check_started_shift(session: Session) -> None:
         assert 1 <= report.day_number <= DAY
         if report.status == ReportStatus.waiting:
             assert report.day_number == DAY and report.photo_count == 0
-        if report.status in (ReportStatus.waiting, ReportStatus.skipped):
+        if report.status in (ReportStatus.waiting, ReportStatus.skipped, ReportStatus.paused):
             assert report.photo_count == 0 and report.submitted_at is None
         else:
             assert 1 <= report.photo_count <= 3

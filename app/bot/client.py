@@ -12,12 +12,13 @@ from __future__ import annotations
 import threading
 
 import telebot
-from telebot import apihelper
+from telebot import apihelper, types
 
 from app.settings import Settings, get_settings
 
 # Updates the bot handles (set-webhook and polling ask Telegram for these only).
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+PROGRESS_BUTTON = "Мой прогресс"
 
 _lock = threading.Lock()
 _bot: telebot.TeleBot | None = None
@@ -49,3 +50,17 @@ def get_bot(settings: Settings | None = None) -> telebot.TeleBot:
         if _bot is None or _key != key:
             _bot, _key = new_bot(settings), key
         return _bot
+
+
+def progress_web_app(settings: Settings | None = None) -> types.WebAppInfo:
+    """The «Мой прогресс» WebApp. Opened from an inline button or the chat menu button, the page
+    gets the signed initData (a reply-keyboard WebApp button would give it none)."""
+    return types.WebAppInfo(url=(settings or get_settings()).application_url + "/telegram/progress")
+
+
+def set_progress_menu(bot: telebot.TeleBot, settings: Settings) -> str:
+    """Make «Мой прогресс» the default menu button of every private chat with the bot (one call,
+    idempotent; a non-member who opens it is told how to join). Returns the page's URL."""
+    app = progress_web_app(settings)
+    bot.set_chat_menu_button(menu_button=types.MenuButtonWebApp(PROGRESS_BUTTON, app))
+    return str(app.url)

@@ -128,13 +128,16 @@ def on_balance(message: types.Message) -> None:
     p, member = found
     assert member.id is not None
     n = members.balance(ctx.session, member.id)
+    # The answer carries the inline «Мой прогресс» WebApp button (a reply-keyboard WebApp button
+    # would get no initData); the reply keyboard this message came from stays on screen.
+    keyboard = "progress" if get_settings().application_url else "task"
     reply(
         ctx,
         message.chat.id,
         p,
         "balance",
         context={"count": n, "balance": text.lombaryers(n)},
-        payload={"keyboard": "task"},
+        payload={"keyboard": keyboard},
     )
 
 

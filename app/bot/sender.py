@@ -22,8 +22,9 @@ exponential backoff capped at `MAX_BACKOFF_SECONDS`, closed after `MAX_ATTEMPTS`
 Payload contract: `text` (required), optional `photo_task_id` (the task's picture with the text as
 caption: uploaded the first time, then by the `file_id` Telegram returned, kept in
 `Task.telegram_file_id`), optional `keyboard` ("task": reply keyboard with the skip and balance
-buttons; "register": inline WebApp button to the registration form; "skip_confirm": inline confirm/
-cancel, needs `report_id`), optional `edit_message_id` (edit that message's text instead of sending).
+buttons; "register": inline WebApp button to the registration form; "progress": inline WebApp
+button «Мой прогресс»; "skip_confirm": inline confirm/cancel, needs `report_id`), optional
+`edit_message_id` (edit that message's text instead of sending).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from sqlmodel import col
 from telebot import types
 
 from app import clock, storage
-from app.bot.client import get_bot
+from app.bot.client import PROGRESS_BUTTON, get_bot, progress_web_app
 from app.db import get_engine, is_postgres, session_scope
 from app.errors import MissingObject
 from app.models import OutboxStatus, OutgoingMessage, Participant, Task
@@ -110,6 +111,10 @@ def keyboard(payload: dict[str, Any]) -> Any:
         inline.add(
             types.InlineKeyboardButton("Заполнить анкету", web_app=types.WebAppInfo(url=url))
         )
+        return inline
+    if name == "progress":
+        inline = types.InlineKeyboardMarkup()
+        inline.add(types.InlineKeyboardButton(PROGRESS_BUTTON, web_app=progress_web_app()))
         return inline
     if name == "skip_confirm":
         report_id = int(payload["report_id"])

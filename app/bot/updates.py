@@ -1,10 +1,13 @@
 """The one update-processing path, shared by the webhook and polling.
 
-1. The raw update is stored by `update_id` (INSERT … ON CONFLICT DO NOTHING) before anything else:
+1. The numbers the handlers read are checked first (`app.bot.validate`): an update with an id out
+   of the 64-bit range or of the wrong type is stored as processed-and-ignored (no payload, the
+   reason in `error`) and answered 200, so Telegram does not redeliver it; no handler sees it.
+2. The raw update is stored by `update_id` (INSERT … ON CONFLICT DO NOTHING) before anything else:
    a redelivered update is acknowledged and not processed twice.
-2. It is processed by the pyTelegramBotAPI handlers in the same transaction, so the update row, the
+3. It is processed by the pyTelegramBotAPI handlers in the same transaction, so the update row, the
    domain changes and the outbox replies commit together — or not at all.
-3. A handler error rolls that back and records the update with status `failed` and its error in a
+4. A handler error rolls that back and records the update with status `failed` and its error in a
    second transaction, for `lomaya bot replay`; the caller still answers 200. If even that cannot be
    written (the database is down), the exception propagates and the webhook answers 5xx, so Telegram
    redelivers.
@@ -22,6 +25,7 @@ import telebot
 from sqlmodel import Session, col
 
 from app import clock, storage
+from app.bot import validate
 from app.bot.context import Context, use
 from app.db import dialect_insert, session_scope
 from app.models import TelegramUpdate, UpdateStatus
@@ -45,6 +49,7 @@ def _insert(
     data: dict[str, Any],
     status: UpdateStatus,
     processed_at: datetime | None = None,
+    error: str | None = None,
 ) -> bool:
     values = {
         "update_id": update_id,
@@ -52,6 +57,7 @@ def _insert(
         "status": status,
         "received_at": clock.now(),
         "processed_at": processed_at,
+        "error": error,
     }
     table = TelegramUpdate.__table__  # type: ignore[attr-defined]
     stmt = (
@@ -78,15 +84,40 @@ def _record_failure(update_id: int, data: dict[str, Any], error: str) -> None:
             )
 
 
+def _ignore(update_id: int, reason: str, *, replay: bool) -> str:
+    """Record an update the handlers must not see; "ignored", or "duplicate" if it was seen."""
+    log.warning("update %s ignored: %s", update_id, reason)
+    error = f"ignored: {reason}"
+    with session_scope() as session:
+        if replay:  # a stored failed update, now refused: close it
+            session.execute(
+                sa.update(TelegramUpdate)
+                .where(
+                    col(TelegramUpdate.update_id) == update_id,
+                    col(TelegramUpdate.status) == UpdateStatus.failed,
+                )
+                .values(
+                    status=UpdateStatus.processed, error=error, payload={}, processed_at=clock.now()
+                )
+            )
+            return "ignored"
+        if not _insert(session, update_id, {}, UpdateStatus.processed, clock.now(), error):
+            return "duplicate"
+    return "ignored"
+
+
 def process_update(bot: telebot.TeleBot, data: dict[str, Any], *, replay: bool = False) -> str:
-    """Store and process one raw update with `bot`'s handlers; returns "processed", "duplicate"
-    or "failed".
+    """Store and process one raw update with `bot`'s handlers; returns "processed", "duplicate",
+    "ignored" (odd numbers, see `app.bot.validate`) or "failed".
 
     `replay=True` re-runs a stored `failed` update (the CLI's `lomaya bot replay`).
     """
     update_id = update_id_of(data)
     if update_id is None:
         raise ValueError("not a Telegram update")
+    reason = validate.problem(data)
+    if reason is not None:
+        return _ignore(update_id, reason, replay=replay)
     ctx: Context | None = None
     try:
         with session_scope() as session:

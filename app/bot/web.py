@@ -1,4 +1,4 @@
-"""HTTP endpoints of the bot: the webhook and the registration WebApp.
+"""HTTP endpoints of the bot: the webhook and the WebApps (registration, progress).
 
 Everything under /telegram/ is exempt from the staff CSRF check: the webhook is authenticated by the
 secret header, the WebApp by the signed `initData`.
@@ -11,14 +11,16 @@ import json
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from app import registration, webapp
+from app import images, progress, registration, storage, text, webapp
 from app.bot import handlers, updates
 from app.db import session_scope
-from app.errors import InitDataError
+from app.errors import InitDataError, MissingObject
+from app.models import Task
 from app.settings import get_settings
 from app.web.common import templates
 
@@ -61,7 +63,7 @@ async def webhook(request: Request) -> Response:
         return _json(413, error="update too large")
     try:
         data = json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurd nesting
         return _json(400, error="malformed JSON")
     if updates.update_id_of(data) is None:
         return _json(400, error="not a Telegram update")
@@ -129,3 +131,80 @@ async def registration_page(request: Request) -> Response:
     if not outcome.ok:
         return answer(422, message=outcome.message, errors=outcome.errors)
     return answer(200, ok=True, message=outcome.message)
+
+
+# --- the progress WebApp («Мой прогресс») ---------------------------------------------------------
+
+# Personal data: never stored by a cache, the WebView's included.
+NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+OPEN_FROM_CHAT = (
+    "Эта страница открывается из чата с ботом: нажмите кнопку «Мой прогресс» "
+    "(если страница была открыта давно — откройте её ещё раз)."
+)
+
+
+async def progress_page(request: Request) -> Response:
+    """GET: the page, the same for everyone (no personal data; it says what to do when opened
+    outside Telegram). POST with `init_data`: the family's progress as an HTML fragment that the
+    page's small script puts in place — one request, rendered here."""
+    if request.method == "GET":
+        return templates.TemplateResponse(request, "progress/page.html", {}, headers=NO_STORE)
+    form = await request.form()
+    init_data = str(form.get("init_data", "") or "")
+    try:
+        user = webapp.verify(get_settings().bot_token, init_data)
+    except InitDataError:
+        return _progress_fragment(request, 403, error=OPEN_FROM_CHAT)
+
+    def work():
+        with session_scope() as session:
+            return progress.find(session, user.id)
+
+    try:
+        found = await run_in_threadpool(work)
+    except SQLAlchemyError as exc:
+        log.error("progress: database error %s", type(exc).__name__)
+        return _progress_fragment(
+            request, 503, error="Не получилось загрузить. Попробуйте ещё раз через минуту."
+        )
+    return _progress_fragment(request, 200, p=found)
+
+
+def _progress_fragment(request: Request, status: int, **context: object) -> Response:
+    context = {
+        "error": None,
+        "p": None,
+        "labels": progress.LABELS,
+        "icons": progress.ICONS,
+        "hour": get_settings().send_new_task_hour,
+        **context,
+    }
+    return templates.TemplateResponse(
+        request, "progress/_progress.html", context, status_code=status, headers=NO_STORE
+    )
+
+
+async def task_picture(request: Request) -> Response:
+    """A task's picture (its thumbnail) for the progress page, without a staff login: task
+    pictures are the same for every child and hold nothing personal. Only a task's own picture is
+    served (looked up by task id, its key under `tasks/`), never a report photo."""
+    task_id = text.to_int(request.path_params.get("task_id"))
+
+    def work():
+        with session_scope() as session:
+            key = session.exec(select(Task.image_key).where(col(Task.id) == task_id)).first()
+        if not key or not key.startswith("tasks/"):
+            return None
+        try:
+            return storage.stream(images.thumb_key_of(key))
+        except (ValueError, MissingObject):
+            return None
+
+    body = await run_in_threadpool(work) if task_id is not None else None
+    if body is None:
+        return Response("Картинки нет.", status_code=404, media_type="text/plain; charset=utf-8")
+    return StreamingResponse(
+        body,
+        media_type="image/jpeg",
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )

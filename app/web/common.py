@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from app import text
+from app import accounts, text
 from app.db import session_scope
-from app.models import Staff, StaffRole, StaffStatus
+from app.models import Staff, StaffRole
 from app.settings import PROJECT_ROOT, get_settings
 
 templates = Jinja2Templates(directory=str(PROJECT_ROOT / "templates"))
@@ -107,19 +107,11 @@ def pop_flash(request: Request) -> list[str]:
 
 
 def load_actor(request: Request, session: Session) -> Staff | None:
-    """The logged-in staff member, or None. A blocked account or a changed password ends the session."""
-    staff_id = request.session.get("staff_id")
-    if not isinstance(staff_id, int):
-        return None
-    actor = session.get(Staff, staff_id)
-    if (
-        actor is None
-        or actor.status != StaffStatus.active
-        or actor.session_version != request.session.get("sv")
-    ):
-        request.session.pop("staff_id", None)
-        request.session.pop("sv", None)
-        return None
+    """The logged-in staff member, or None. The cookie's session id must name a live session row:
+    logout, blocking, a new password or role end it (app.accounts), copies of the cookie too."""
+    actor = accounts.session_staff(session, request.session.get("sid"))
+    if actor is None:
+        request.session.pop("sid", None)
     return actor
 
 

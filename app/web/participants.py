@@ -12,10 +12,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from app import participants, storage
+from app import participants, pauses, storage
 from app.errors import FormErrors
 from app.members import balance
 from app.models import Member, Participant, Shift, Staff, StaffRole
+from app.text import parse_day
 from app.web.common import forbidden, form, get_or_404, int_param, render, staff_view
 
 
@@ -156,9 +157,23 @@ def _member(request: Request, session: Session) -> tuple[Member, Participant, Sh
     return member, participant, shift
 
 
-@staff_view()
-def member_detail(request: Request, session: Session, actor: Staff) -> Response:
-    member, participant, shift = _member(request, session)
+PAUSE_NOTICES = {
+    "paused": "Пауза поставлена, семье отправлено сообщение.",
+    "resumed": "Пауза снята, семье отправлено сообщение.",
+}
+
+
+def _member_page(
+    request: Request,
+    session: Session,
+    member: Member,
+    participant: Participant,
+    shift: Shift,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
     days = participants.calendar(session, member, shift)
     return render(
         request,
@@ -171,8 +186,19 @@ def member_detail(request: Request, session: Session, actor: Staff) -> Response:
             "labels": participants.STATUS_LABELS,
             "balance": balance(session, member.id),  # type: ignore[arg-type]
             "attempts": sum(d.attempts for d in days),
+            "pauses": pauses.rows(session, member.id),  # type: ignore[arg-type]
+            "pause_errors": errors or {},
+            "pause_values": values or {},
+            "pause_notice": PAUSE_NOTICES.get(request.query_params.get("done", "")),
         },
+        status_code,
     )
+
+
+@staff_view()
+def member_detail(request: Request, session: Session, actor: Staff) -> Response:
+    member, participant, shift = _member(request, session)
+    return _member_page(request, session, member, participant, shift)
 
 
 @staff_view()
@@ -182,3 +208,47 @@ def member_status(request: Request, session: Session, actor: Staff) -> Response:
     member, _, _ = _member(request, session)
     participants.set_member_status(session, actor, member, form(request).get("excluded") == "1")
     return RedirectResponse(f"/members/{member.id}", 303)
+
+
+# --- pauses (administrators: like exclusion, a change to the member's participation) -----------
+
+
+@staff_view(role=StaffRole.administrator)
+def member_pause(request: Request, session: Session, actor: Staff) -> Response:
+    member, participant, shift = _member(request, session)
+    data = form(request)
+    values = {k: str(data.get(k, "") or "")[:400] for k in ("first_day", "last_day", "reason")}
+    # Dates are typed as ДД.ММ.ГГГГ (the browser's date picker speaks the browser's language).
+    first, last = (
+        day.isoformat() if (day := parse_day(values[k])) else values[k]
+        for k in ("first_day", "last_day")
+    )
+    try:
+        pauses.create(session, actor, member, first, last, values["reason"])
+    except FormErrors as exc:
+        return _member_page(
+            request,
+            session,
+            member,
+            participant,
+            shift,
+            errors=exc.errors,
+            values=values,
+            status_code=400,
+        )
+    return RedirectResponse(f"/members/{member.id}?done=paused#pauses", 303)
+
+
+@staff_view(role=StaffRole.administrator)
+def member_pause_end(request: Request, session: Session, actor: Staff) -> Response:
+    member, participant, shift = _member(request, session)
+    pause = pauses.get(session, member, int_param(request.path_params.get("pause_id")))
+    if pause is None:
+        raise HTTPException(404)
+    try:
+        pauses.end(session, actor, member, pause)
+    except FormErrors as exc:
+        return _member_page(
+            request, session, member, participant, shift, errors=exc.errors, status_code=409
+        )
+    return RedirectResponse(f"/members/{member.id}?done=resumed#pauses", 303)

@@ -29,7 +29,7 @@ def results_page(request: Request, session: Session, actor: Staff) -> Response:
     days = results.days_so_far(shift, summary.days)
     totals = {
         field: sum(getattr(d, field) for d in days)
-        for field in ("approved", "declined", "skipped", "waiting", "reviewing")
+        for field in ("approved", "declined", "skipped", "waiting", "reviewing", "paused")
     }
     ranking = results.ranking(session, shift, limit=RANKING_ROWS)
     return render(

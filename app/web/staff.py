@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from app import mail, staff_admin
+from app import accounts, mail, staff_admin
 from app.db import session_scope
 from app.errors import FormErrors
 from app.models import Staff, StaffToken, TokenPurpose
@@ -171,7 +171,7 @@ async def invite_accept(request: Request) -> Response:
                 ctx["name"] = str(data.get("name", token.name))[:200]
                 ctx["surname"] = str(data.get("surname", token.surname))[:200]
                 return "form", ctx
-            return "done", {"staff_id": person.id, "sv": person.session_version}
+            return "done", {"sid": accounts.start_session(session, person)}
 
     outcome, ctx = await run_in_threadpool(run)
     if outcome == "gone":
@@ -187,7 +187,7 @@ async def invite_accept(request: Request) -> Response:
         )
     if outcome == "done":
         request.session.clear()
-        request.session.update({"staff_id": ctx["staff_id"], "sv": ctx["sv"]})
+        request.session["sid"] = ctx["sid"]
         return RedirectResponse("/", 303)
     return render(request, "staff/accept.html", ctx, 400 if ctx["errors"] else 200)
 
@@ -230,7 +230,7 @@ def profile(request: Request, session: Session, actor: Staff) -> Response:
 def profile_password(request: Request, session: Session, actor: Staff) -> Response:
     data = form(request)
     try:
-        version = staff_admin.change_password(
+        secret = staff_admin.change_password(
             session,
             actor,
             str(data.get("current", ""))[:1024],
@@ -250,5 +250,5 @@ def profile_password(request: Request, session: Session, actor: Staff) -> Respon
             },
             400,
         )
-    request.session["sv"] = version  # this session stays; all others end
+    request.session["sid"] = secret  # every other session has ended; this browser stays in
     return RedirectResponse("/profile?done=password", 303)
