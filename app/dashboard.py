@@ -7,7 +7,7 @@ Read-only; every number is something a curator can act on from a filtered list.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +31,7 @@ from app.models import (
 from app.settings import get_settings
 
 RUNNING = (ShiftStatus.preparing, ShiftStatus.started, ShiftStatus.finishing)
+DECIDED_WINDOW = 3  # days: today's decisions are counted among photos sent this recently
 
 
 @dataclass
@@ -121,6 +122,10 @@ def build(session: Session) -> Dashboard:
             .join(Staff, col(Staff.id) == col(Report.decided_by_id))
             .where(
                 col(Report.status).in_([ReportStatus.approved, ReportStatus.declined]),
+                # The queue index bounds the walk: photos sent in the last DECIDED_WINDOW days
+                # (a photo waits hours, not days). No index has decided_at; scanning every
+                # decided report took 4 s on 1,000,000 reports.
+                col(Report.submitted_at) >= today_start - timedelta(days=DECIDED_WINDOW),
                 col(Report.decided_at) >= today_start,
             )
             .group_by(col(Staff.id), col(Staff.name), col(Staff.surname))
