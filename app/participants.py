@@ -92,8 +92,28 @@ def phone_patterns(digits: str) -> list[str]:
     return patterns
 
 
+COUNT_CAP = 10_000
+
+
 def search(session: Session, filters: Filters) -> tuple[list[Row], bool]:
     """One page of participants (newest first) and whether there is a next page."""
+    page = max(1, min(filters.page, 10_000))
+    rows = session.exec(
+        _search_query(filters)
+        .order_by(col(Participant.id).desc())
+        .limit(PAGE_SIZE + 1)
+        .offset((page - 1) * PAGE_SIZE)
+    ).all()
+    return [Row(*r) for r in rows[:PAGE_SIZE]], len(rows) > PAGE_SIZE
+
+
+def count(session: Session, filters: Filters) -> int:
+    """How many participants match, counted up to COUNT_CAP (the list shows "10 000+")."""
+    capped = _search_query(filters).limit(COUNT_CAP).subquery()
+    return int(session.exec(select(sa.func.count()).select_from(capped)).one())
+
+
+def _search_query(filters: Filters) -> Any:
     query = select(  # type: ignore[call-overload]
         Participant.id,
         Participant.name,
@@ -111,13 +131,7 @@ def search(session: Session, filters: Filters) -> tuple[list[Row], bool]:
     status_term = _status_term(filters.status, filters.shift_id)
     if status_term is not None:
         query = query.where(status_term)
-    page = max(1, min(filters.page, 10_000))
-    rows = session.exec(
-        query.order_by(col(Participant.id).desc())
-        .limit(PAGE_SIZE + 1)
-        .offset((page - 1) * PAGE_SIZE)
-    ).all()
-    return [Row(*r) for r in rows[:PAGE_SIZE]], len(rows) > PAGE_SIZE
+    return query
 
 
 def _text_terms(text: str) -> list[Any]:

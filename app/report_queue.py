@@ -67,6 +67,11 @@ class Filters:
     size: int = PAGE_SIZE
     notices: list[str] = field(default_factory=list)
 
+    @property
+    def narrowed(self) -> bool:
+        """Whether anything but the status narrows the list."""
+        return bool(self.shift_id or self.task_id or self.day or self.flagged or self.q)
+
     def query(self, **extra: Any) -> dict[str, Any]:
         """The filters as URL query parameters (only the non-default ones)."""
         params: dict[str, Any] = {}
@@ -346,31 +351,77 @@ def _name_terms(session: Session, q: str) -> list[Any]:
 COUNT_CAP = 10_000
 
 
-def reviewing_count(session: Session) -> int:
-    """How many photos wait for a curator, counted up to COUNT_CAP (shown as "10 000+").
-
-    Only running and finishing shifts can have them: a shift is finished only when nothing is left
-    to review, so no shift join is needed. The cap keeps the count an index-only scan of at most
-    COUNT_CAP entries (counting 200,000 rows took ~30 ms; a real day has at most one per member).
-    """
-    capped = (
-        sa.select(col(Report.id))
-        .where(col(Report.status) == ReportStatus.reviewing)
-        .limit(COUNT_CAP)
-        .subquery()
-    )
-    return int(session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
-
-
 @dataclass
 class Page:
     cards: list[Card]
     next_cursor: str | None
 
 
-def _report_conditions(session: Session, filters: Filters, after: str | None) -> list[Any]:
+WALK = 1_000
+
+
+@dataclass(frozen=True)
+class Count:
+    """A header counter: `n`, exact or a lower bound ("n+")."""
+
+    n: int
+    exact: bool = True
+
+    def __str__(self) -> str:
+        shown = f"{self.n:,}".replace(",", "\N{NO-BREAK SPACE}")
+        return shown if self.exact else shown + "+"
+
+
+def count(session: Session, filters: Filters) -> Count:
+    """How many reports the filters match: the header counter of the list a curator is in.
+
+    Without filters (any status) it is an index-only count, exact up to COUNT_CAP ("10 000+"):
+    counting 200,000 rows took ~30 ms, the cap keeps it to at most COUNT_CAP index entries (a
+    real day has at most one photo per member in review).
+    With filters (shift, task, day, flag, name) only the first WALK entries of the queue, in the
+    queue's order, are looked at: every one of them needs its row or a probe, and a counter must
+    not cost more than the page. So the number is exact whenever the list has fewer than WALK
+    entries (a queue that is being worked through) and a lower bound ("n+") beyond."""
+    statuses, newest_first = STATUS_FILTERS[filters.status]
+    if not filters.narrowed:
+        capped = (
+            sa.select(col(Report.id))
+            .where(col(Report.status).in_(statuses))
+            .limit(COUNT_CAP)
+            .subquery()
+        )
+        n = int(session.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one())
+        return Count(n, n < COUNT_CAP)
+    hit = sa.case((sa.and_(*_report_conditions(session, filters, None)), 1), else_=0)
+    order = (
+        (col(Report.submitted_at).desc(), col(Report.id).desc())
+        if newest_first
+        else (col(Report.submitted_at), col(Report.id))
+    )
+    walks = [
+        sa.select(hit.label("hit"))
+        .where(col(Report.status) == status, col(Report.submitted_at).is_not(None))
+        .order_by(*order)
+        .limit(WALK)
+        .subquery()
+        for status in statuses
+    ]
+    parts = [
+        sa.select(
+            sa.func.count().label("walked"), sa.func.coalesce(sa.func.sum(w.c.hit), 0).label("n")
+        )
+        for w in walks
+    ]
+    rows = session.execute(parts[0] if len(parts) == 1 else sa.union_all(*parts)).all()
+    return Count(sum(int(r.n) for r in rows), all(int(r.walked) < WALK for r in rows))
+
+
+def _report_conditions(
+    session: Session, filters: Filters, after: str | None, *, flagged: bool = True
+) -> list[Any]:
     """The filters as conditions on the report row alone, so they are checked while walking the
-    queue index (conditions on joined rows would only be checked after all the joins)."""
+    queue index (conditions on joined rows would only be checked after all the joins).
+    `flagged=False` leaves the "flagged only" condition to the caller."""
     newest_first = STATUS_FILTERS[filters.status][1]
     conditions: list[Any] = [col(Report.submitted_at).is_not(None)]
     if filters.shift_id is not None:
@@ -379,7 +430,7 @@ def _report_conditions(session: Session, filters: Filters, after: str | None) ->
         conditions.append(col(Report.task_id) == filters.task_id)
     if filters.day is not None:
         conditions.append(col(Report.day_number) == filters.day)
-    if filters.flagged:
+    if filters.flagged and flagged:
         conditions.append(
             sa.exists().where(
                 col(ReportPhoto.report_id) == col(Report.id),
@@ -572,18 +623,57 @@ def _attach_matches(session: Session, cards: list[Card]) -> None:
         )
 
 
-def filter_options(session: Session) -> tuple[list[Any], list[Any]]:
+@dataclass(frozen=True)
+class Option:
+    id: int
+    number: int | None
+    title: str
+
+
+_OPTIONS: Any = None
+
+
+def _options_select() -> Any:
+    """Shifts with reports (newest first) and tasks (by title), in one statement: the page pays a
+    round trip per statement."""
+    global _OPTIONS
+    if _OPTIONS is None:
+        shifts = (
+            sa.select(
+                sa.literal(0).label("kind"),
+                col(Shift.id),
+                col(Shift.number),
+                col(Shift.title),
+            )
+            .where(col(Shift.status).in_(["started", "finishing", "finished"]))
+            .order_by(col(Shift.number).desc())
+            .limit(50)
+            .subquery()
+        )
+        tasks = (
+            sa.select(
+                sa.literal(1).label("kind"),
+                col(Task.id),
+                sa.cast(sa.null(), sa.Integer).label("number"),
+                col(Task.title),
+            )
+            .order_by(col(Task.title))
+            .limit(500)
+            .subquery()
+        )
+        _OPTIONS = sa.union_all(sa.select(shifts), sa.select(tasks))
+    return _OPTIONS
+
+
+def filter_options(session: Session) -> tuple[list[Option], list[Option]]:
     """Shifts and tasks for the filter drop-downs (the full page only)."""
-    shifts = session.execute(
-        sa.select(col(Shift.id), col(Shift.number), col(Shift.title))
-        .where(col(Shift.status).in_(["started", "finishing", "finished"]))
-        .order_by(col(Shift.number).desc())
-        .limit(50)
-    ).all()
-    tasks = session.execute(
-        sa.select(col(Task.id), col(Task.title)).order_by(col(Task.title)).limit(500)
-    ).all()
-    return list(shifts), list(tasks)
+    shifts: list[Option] = []
+    tasks: list[Option] = []
+    for kind, option_id, number, title in session.execute(_options_select()):
+        (tasks if kind else shifts).append(Option(option_id, number, title))
+    shifts.sort(key=lambda o: -(o.number or 0))
+    tasks.sort(key=lambda o: o.title)
+    return shifts, tasks
 
 
 # --- decisions -------------------------------------------------------------------------------------

@@ -9,15 +9,17 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from app import clock
 from app.db import is_postgres
 from app.models import Member, Participant, Report, ReportStatus, Shift, Task
 
@@ -363,6 +365,28 @@ def xlsx_file(session: Session, shift: Shift) -> Any:
     return out
 
 
+# --- what the page shows -----------------------------------------------------------------------
+
+
+def days_so_far(shift: Shift, days: list[Counts], today: date | None = None) -> list[Counts]:
+    """The days that have come (and any later day that somehow has reports): a shift's future
+    days are not rows of zeros."""
+    today = today or clock.local_today()
+    return [
+        d
+        for d in days
+        if shift.started_at + timedelta(days=d.key - 1) <= today
+        or d.approved + d.declined + d.skipped + d.waiting + d.reviewing + d.paused
+    ]
+
+
+def shared_places(ranking: list[Ranked]) -> dict[int, int]:
+    """How many members share each place that has ломбарьерчики (a place held by one is left out).
+    Nobody with zero is placed: at the start of a shift everyone would be "1st"."""
+    counts = Counter(r.place for r in ranking if r.approved > 0)
+    return {place: n for place, n in counts.items() if n > 1}
+
+
 # --- the chart ----------------------------------------------------------------------------------
 
 
@@ -375,26 +399,32 @@ class Bar:
     title: str
 
 
-def chart(days: list[Counts], width: int = 900, height: int = 220) -> dict[str, Any]:
-    """Stacked daily bars (accepted, declined, skipped) as numbers for an inline SVG template."""
-    top = max((d.approved + d.declined + d.skipped for d in days), default=0) or 1
-    plot_h = height - 30
-    step = width / max(len(days), 1)
+def chart(days: list[Counts], height: int = 100) -> dict[str, Any]:
+    """Stacked daily bars (accepted, declined, skipped) as numbers for an inline SVG that is
+    stretched to the page's width (one unit per day), and the day labels for an HTML axis below
+    it, so the labels stay readable on a phone: every 7th day (every 14th on a long shift), never
+    one squeezed against the last day's."""
+    top = max((d.approved + d.declined + d.skipped for d in days), default=0)
+    scale = height / (top or 1)
+    step = 7 if len(days) <= 45 else 14
     bars = []
     for i, d in enumerate(days):
-        y = float(plot_h)
+        y = float(height)
         segments = []
-        for css, value in (("ok", d.approved), ("bad", d.declined), ("skip", d.skipped)):
-            h = plot_h * value / top
+        for css, value in (("ok", d.approved), ("bad", d.declined), ("skipped", d.skipped)):
+            h = value * scale
             y -= h
-            segments.append((css, round(y, 1), round(h, 1), value))
+            segments.append((css, round(y, 2), round(h, 2), value))
+        last = i == len(days) - 1
+        label = d.label if last or (i % step == 0 and len(days) - i > step // 2) else ""
         bars.append(
             Bar(
-                round(i * step + step * 0.1, 1),
-                round(step * 0.8, 1),
+                i + 0.12,
+                0.76,
                 segments,
-                d.label if len(days) <= 31 or i % 7 == 0 else "",
-                f"День {d.key}: принято {d.approved}, отклонено {d.declined}, пропущено {d.skipped}",
+                label,
+                f"День {d.key}, {d.label}: принято {d.approved}, отклонено {d.declined}, "
+                f"пропущено {d.skipped}",
             )
         )
-    return {"width": width, "height": height, "plot_h": plot_h, "bars": bars, "top": top}
+    return {"width": max(len(days), 1), "height": height, "bars": bars, "top": top}

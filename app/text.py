@@ -51,6 +51,24 @@ def fmt_date(value: date | datetime | None) -> str:
     return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
 
 
+def day_text(value: date | None) -> str:
+    """A date as a Russian form field holds it: "05.11.2026"."""
+    return value.strftime("%d.%m.%Y") if value else ""
+
+
+def parse_day(raw: Any) -> date | None:
+    """A date as typed in Russia ("05.11.2026", "5.11.26", "5/11/2026") or as a browser's date
+    field sends it ("2026-11-05"); None for anything else. Forms read dates in words of their
+    own rather than the browser's date picker, whose language follows the browser, not the page."""
+    value = "".join(str(raw or "").split()).replace("/", ".")
+    for fmt in ("%d.%m.%Y", "%d.%m.%y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
 def fmt_time(value: datetime | None) -> str:
     moment = local(value)
     return moment.strftime("%H:%M") if moment else ""

@@ -274,10 +274,50 @@ def browser():
         chromium.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell that the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def _close_pages(pages: list, request: pytest.FixtureRequest, folder: Path) -> None:
+    """Close the pages' contexts; if the test failed, save a screenshot of each first."""
+    report = getattr(request.node, "report_call", None)
+    for n, page in enumerate(pages):
+        if report is not None and report.failed:
+            shot = folder / f"failure-{n}.png"
+            try:
+                page.screenshot(path=str(shot), full_page=True)
+                print(f"screenshot of the failing page: {shot}")
+            except Exception as exc:  # the page may be gone; the failure itself matters more
+                print(f"no screenshot: {exc}")
+        page.context.close()
+
+
 @pytest.fixture
-def page(browser):
+def page(browser, request: pytest.FixtureRequest, tmp_path: Path):
+    """A Chromium page (Russian, 1280 × 900); a failing test leaves a screenshot of it."""
     context = browser.new_context(locale="ru-RU", viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page
-    context.close()
+    _close_pages([page], request, tmp_path)
+
+
+@pytest.fixture
+def new_page(browser, request: pytest.FixtureRequest, tmp_path: Path):
+    """Make more pages, each in its own context (`new_page(viewport=…, locale=…)`); a failing
+    test leaves a screenshot of each."""
+    pages: list = []
+
+    def make(**options):
+        context = browser.new_context(**{"locale": "ru-RU", **options})
+        made = context.new_page()
+        made.set_default_timeout(15_000)
+        pages.append(made)
+        return made
+
+    yield make
+    _close_pages(pages, request, tmp_path)

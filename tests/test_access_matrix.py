@@ -82,7 +82,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/members/{member_id:int}/status"): ADMIN,
     ("POST", "/members/{member_id:int}/pauses"): ADMIN,
     ("POST", "/members/{member_id:int}/pauses/{pause_id:int}/end"): ADMIN,
-    # results
+    # results: experts see them and download the exports, read-only (README §5); the page links
+    # experts back to the start page, not to the shift (admin-only)
     ("GET", "/shifts/{shift_id:int}/results"): STAFF,
     ("GET", "/shifts/{shift_id:int}/results.{ext}"): STAFF,
     # staff accounts, links, profile

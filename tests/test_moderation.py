@@ -16,6 +16,7 @@ from app import clock, members, moderation, report_queue
 from app.models import (
     AuditEvent,
     OutgoingMessage,
+    PhotoFlag,
     ReportPhoto,
     ReportStatus,
     ShiftStatus,
@@ -99,7 +100,14 @@ def test_strip_shows_the_childs_earlier_photos_with_their_outcome(expert_client,
     ]
     db.commit()  # card() stored the computed duplicate flags
     page = expert_client.get("/reports")
-    assert page.text.count('class="is-approved" title="день') == 2
+    # Newest first, each with its day and outcome in words.
+    strip = page.text[page.text.index('class="mod-strip"') :]
+    assert (
+        strip.index("день 3: принято")
+        < strip.index("день 2: отклонено")
+        < strip.index("день 1: принято")
+    )
+    assert page.text.count('<li class="is-approved">') == 2
 
 
 def test_approve_earns_one_point_and_tells_the_family_after_the_undo_window(
@@ -434,8 +442,8 @@ def test_flags_are_computed_for_photos_that_lack_them_and_shown_with_the_match(e
         db.add(photo)
     db.commit()
     page = expert_client.get("/reports")
-    assert "точно такое же фото" in page.text
-    assert "Петя С., день 1" in page.text and "(принято)" in page.text
+    assert "Точно такое же фото" in page.text
+    assert "Петя С., день 1" in page.text and 'class="mod-outcome is-approved">принято' in page.text
     db.expire_all()
     photo = db.exec(select(ReportPhoto).where(ReportPhoto.report_id == copy.id)).one()
     first_photo = db.exec(select(ReportPhoto).where(ReportPhoto.report_id == first.id)).one()
@@ -527,3 +535,20 @@ def test_two_concurrent_decisions_give_exactly_one_point(app, db, expert, is_pg)
             )
         ).all()
         assert len(messages) == 1
+
+
+def test_the_counter_counts_the_filtered_list_exactly_or_says_at_least(db, monkeypatch):
+    reports = _queue(db, 5)[1]
+    photos = {p.report_id: p for p in db.exec(select(ReportPhoto)).all()}
+    for r in reports[1:3]:
+        photos[r.id].flag, photos[r.id].flag_photo_id = PhotoFlag.near, photos[reports[0].id].id
+        db.add(photos[r.id])
+    db.commit()
+    flagged = report_queue.Filters(flagged=True)
+    assert str(report_queue.count(db, report_queue.Filters())) == "5"
+    assert str(report_queue.count(db, flagged)) == "2"
+    assert str(report_queue.count(db, report_queue.Filters(status="all", flagged=True))) == "2"
+    monkeypatch.setattr(report_queue, "WALK", 2)  # a long queue: only its start is looked at
+    assert str(report_queue.count(db, flagged)) == "1+"
+    monkeypatch.setattr(report_queue, "COUNT_CAP", 3)
+    assert str(report_queue.count(db, report_queue.Filters())) == "3+"

@@ -131,3 +131,50 @@ def test_counts_leave_out_a_test_participant_with_the_same_days_and_attempts(db)
     factories.make_report(db, twin, 1, ReportStatus.approved, photos=1)
     factories.make_report(db, twin, 2, ReportStatus.approved, photos=3)
     assert results.summary(db, shift) == before
+
+
+def test_experts_see_results_and_are_linked_back_where_they_may_go(expert_client, db):
+    shift, *_ = _arrange(db)
+    page = expert_client.get(f"/shifts/{shift.id}/results")
+    assert f'href="/shifts/{shift.id}"' not in page.text and 'href="/">← На главную' in page.text
+    assert expert_client.get(f"/shifts/{shift.id}/results.xlsx").status_code == 200
+    home = expert_client.get("/")
+    assert f'href="/shifts/{shift.id}/results"' in home.text
+
+
+def test_places_are_shared_only_when_points_are_and_nobody_with_zero_is_placed(expert_client, db):
+    shift, *_ = _arrange(db)
+    page = expert_client.get(f"/shifts/{shift.id}/results").text
+    assert page.count("<td>1–2</td>") == 2  # Аня and Боря share the first place
+    assert "<td>—</td><td><a" in page  # Катя has no points: no place
+
+
+def test_an_empty_shift_explains_itself(expert_client, db):
+    from datetime import timedelta
+
+    from app import clock
+    from app.models import ShiftStatus
+
+    shift = factories.make_shift(
+        db, status=ShiftStatus.preparing, start=clock.local_today() + timedelta(days=10), days=30
+    )
+    page = expert_client.get(f"/shifts/{shift.id}/results").text
+    assert "В смене пока нет участников" in page
+    assert "<svg" not in page and "<table" not in page and "1 место" not in page
+    factories.make_member(db, shift)
+    page = expert_client.get(f"/shifts/{shift.id}/results").text
+    assert "Смена начнётся" in page and "<svg" not in page
+
+
+def test_only_the_days_that_came_are_listed(expert_client, db):
+    from datetime import timedelta
+
+    from app import clock
+
+    shift = factories.make_shift(db, start=clock.local_today() - timedelta(days=2), days=30)
+    member = factories.make_member(db, shift)
+    factories.make_report(db, member, 1, ReportStatus.approved, photos=1)
+    page = expert_client.get(f"/shifts/{shift.id}/results").text
+    table = page[page.index("<h2>По дням</h2>") :]
+    assert table.count("<tr><td>") == 3  # days 1–3 (today is day 3), not 30 rows
+    assert 'class="legend skipped"' in page and "пропущено" in page

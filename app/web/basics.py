@@ -2,56 +2,32 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from app import dashboard as dashboard_data
 from app import health, storage
 from app.errors import MissingObject
-from app.models import (
-    Application,
-    ApplicationStatus,
-    Participant,
-    Report,
-    ReportStatus,
-    Shift,
-    Staff,
-)
+from app.models import Staff
+from app.shifts import STATUS_LABELS
 from app.web.common import render, staff_view
 
 
 @staff_view()
 def dashboard(request: Request, session: Session, actor: Staff) -> Response:
-    def count(query) -> int:
-        return int(session.exec(query).one())
-
-    counts = {
-        "shifts": count(select(sa.func.count()).select_from(Shift)),
-        "participants": count(
-            select(sa.func.count())
-            .select_from(Participant)
-            .where(col(Participant.deleted_at).is_(None))
-        ),
-        "reviewing": count(
-            select(sa.func.count())
-            .select_from(Report)
-            .where(Report.status == ReportStatus.reviewing)
-        ),
-        "applications": count(
-            select(sa.func.count())
-            .select_from(Application)
-            .where(Application.status == ApplicationStatus.pending)
-        ),
-    }
-    running = session.exec(
-        select(Shift)
-        .where(col(Shift.status).in_(["started", "finishing", "preparing"]))
-        .order_by(col(Shift.started_at))
-    ).all()
-    return render(request, "dashboard.html", {"counts": counts, "running": running})
+    board = dashboard_data.build(session)
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "board": board,
+            "waited": dashboard_data.waited(board.oldest_submitted_at),
+            "shift_labels": STATUS_LABELS,
+        },
+    )
 
 
 async def health_probe(request: Request) -> Response:

@@ -35,7 +35,18 @@ templates.env.filters.update(
     datetime=text.fmt_datetime,
     ago=text.ago,
 )
-templates.env.globals.update(plural=text.plural, age=text.age)
+templates.env.globals.update(
+    plural=text.plural,
+    age=text.age,
+    # A report's status in words, as the queue shows it beside earlier and matching photos.
+    outcome={
+        "approved": "принято",
+        "declined": "отклонено",
+        "reviewing": "на проверке",
+        "waiting": "ждём фото",
+        "skipped": "пропущено",
+    },
+)
 
 T = TypeVar("T")
 

@@ -16,6 +16,7 @@ from app import consent, media, participants, pauses
 from app.errors import FormErrors
 from app.members import balance
 from app.models import Member, Participant, Shift, Staff, StaffRole
+from app.text import parse_day
 from app.web.common import forbidden, form, get_or_404, int_param, render, staff_view
 
 
@@ -51,6 +52,11 @@ def participant_list(request: Request, session: Session, actor: Staff) -> Respon
     )
     rows, has_next = participants.search(session, filters)
     query = {k: v for k, v in params.items() if k != "page" and v}
+    active = sum(
+        1
+        for v in (filters.q, filters.status, filters.shift_id, filters.blocked, filters.test)
+        if v not in ("", None)
+    )
     return render(
         request,
         "participants/list.html",
@@ -61,6 +67,8 @@ def participant_list(request: Request, session: Session, actor: Staff) -> Respon
             "statuses": participants.STATUS_FILTERS,
             "shifts": _shift_choices(session),
             "query": query,
+            "count": participants.count(session, filters),
+            "active": active,
         },
     )
 
@@ -212,10 +220,13 @@ def member_pause(request: Request, session: Session, actor: Staff) -> Response:
     member, participant, shift = _member(request, session)
     data = form(request)
     values = {k: str(data.get(k, "") or "")[:400] for k in ("first_day", "last_day", "reason")}
+    # Dates are typed as ДД.ММ.ГГГГ (the browser's date picker speaks the browser's language).
+    first, last = (
+        day.isoformat() if (day := parse_day(values[k])) else values[k]
+        for k in ("first_day", "last_day")
+    )
     try:
-        pauses.create(
-            session, actor, member, values["first_day"], values["last_day"], values["reason"]
-        )
+        pauses.create(session, actor, member, first, last, values["reason"])
     except FormErrors as exc:
         return _member_page(
             request,

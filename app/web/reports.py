@@ -7,9 +7,10 @@ the `_card.html` partial plus an out-of-band update of the header counter.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from sqlmodel import Session
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,21 +25,27 @@ from app.web.decisions import Answer
 
 
 def _card_context(
-    request: Request, session: Session, actor: Staff, *, count: bool = True
+    request: Request,
+    session: Session,
+    actor: Staff,
+    filters: report_queue.Filters | None = None,
+    *,
+    count: bool = True,
 ) -> dict[str, Any]:
+    """What every card needs; `count` is the header counter of the list the curator is in
+    (`filters`; the whole review queue without them)."""
+    filters = filters or report_queue.Filters()
+    label = report_queue.STATUS_LABELS[filters.status]
     return {
         "reasons": list(enumerate(get_settings().decline_reasons, start=1)),
-        "count": _count(session) if count else "",
+        "count": str(report_queue.count(session, filters)) if count else "",
+        "count_label": label[:1].upper() + label[1:] + (" по фильтру" if filters.narrowed else ""),
     }
 
 
-def _count(session: Session) -> str:
-    count = report_queue.reviewing_count(session)
-    return (
-        f"{report_queue.COUNT_CAP:,}+".replace(",", " ")
-        if count >= report_queue.COUNT_CAP
-        else str(count)
-    )
+def _filters_of(next_url: str) -> report_queue.Filters:
+    """The filters of the list a decision was made in (its `next` URL), for the counter."""
+    return report_queue.parse_filters(QueryParams(urlsplit(next_url).query))
 
 
 @staff_view()
@@ -47,12 +54,18 @@ def queue(request: Request, session: Session, actor: Staff) -> Response:
     after = request.query_params.get("after")
     result = report_queue.page(session, filters, after)
     partial = is_htmx(request) and bool(after)  # the next page: the counter is not part of it
-    ctx = _card_context(request, session, actor, count=not partial)
+    # A whole list on its first page is its own count.
+    whole = not after and result.next_cursor is None
+    ctx = _card_context(request, session, actor, filters, count=not partial and not whole)
+    if whole:
+        ctx["count"] = str(report_queue.Count(len(result.cards)))
     ctx.update(
         filters=filters,
         cards=result.cards,
         next_url=_next_url(filters, result.next_cursor),
         status_labels=report_queue.STATUS_LABELS,
+        # Where a decision sends a plain POST back to, and whose counter it updates.
+        here="/reports" + (f"?{urlencode(filters.query())}" if filters.query() else ""),
     )
     if partial:
         return render(request, "reports/_page.html", ctx)
@@ -61,8 +74,13 @@ def queue(request: Request, session: Session, actor: Staff) -> Response:
         shifts=shifts,
         tasks=tasks,
         notices=filters.notices + pop_flash(request),
-        here=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
         first_page=not after,
+        active_filters=sum(
+            1
+            for v in (filters.shift_id, filters.task_id, filters.day, filters.flagged, filters.q)
+            if v
+        )
+        + (filters.status != "reviewing"),
     )
     return render(request, "reports/index.html", ctx)
 
@@ -85,20 +103,32 @@ def show(request: Request, session: Session, actor: Staff) -> Response:
     return render(request, "reports/card.html", ctx)
 
 
-def _answer(request: Request, session: Session, actor: Staff, report_id: int) -> Answer:
-    """The card after an action: the partial for HTMX, else back to where the curator was."""
+def _answer(
+    request: Request, session: Session, actor: Staff, report_id: int, *, undone: bool = False
+) -> Answer:
+    """The card after an action: the partial for HTMX (with the counter of the curator's list and
+    the last decision, out of band), else back to where the curator was."""
+    back = safe_next(form(request).get("next"), "/reports")
 
     def partial(notice: str | None, error: str | None, text: str) -> Response:
+        filters = _filters_of(back)
         try:
             card = report_queue.card(session, report_id)
         except NotFound:
+            count = str(report_queue.count(session, filters))
             return render(
-                request,
-                "reports/_gone.html",
-                {"report_id": report_id, "count": _count(session), "oob": True},
+                request, "reports/_gone.html", {"report_id": report_id, "count": count, "oob": True}
             )
-        ctx = _card_context(request, session, actor)
-        ctx.update(card=card, notice=notice, error=error, text=text, oob=True)
+        ctx = _card_context(request, session, actor, filters)
+        ctx.update(
+            card=card,
+            notice=notice,
+            error=error,
+            text=text,
+            oob=True,
+            undone=undone and notice is None and error is None,
+            here=back,
+        )
         return render(request, "reports/_card.html", ctx)
 
     def page(notice: str | None, error: str | None, text: str) -> Response:
@@ -107,7 +137,7 @@ def _answer(request: Request, session: Session, actor: Staff, report_id: int) ->
         ctx.update(card=card, error=error, text=text, notices=[], here=f"/reports/{card.id}")
         return render(request, "reports/card.html", ctx, status_code=400)
 
-    return Answer(partial, safe_next(form(request).get("next"), "/reports"), page)
+    return Answer(partial, back, page)
 
 
 def _report_id(request: Request) -> int:
@@ -140,6 +170,6 @@ def undo(request: Request, session: Session, actor: Staff) -> Response:
     report_id = _report_id(request)
     return decisions.run(
         request,
-        _answer(request, session, actor, report_id),
+        _answer(request, session, actor, report_id, undone=True),
         lambda _: moderation.undo(session, report_id, actor),
     )

@@ -12,6 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from app import results
 from app.db import session_scope
 from app.models import Shift, Staff
+from app.shifts import STATUS_LABELS
 from app.web.common import get_or_404, render, staff_view
 
 RANKING_ROWS = 100
@@ -25,21 +26,25 @@ def _shift(request: Request, session: Session) -> Shift:
 def results_page(request: Request, session: Session, actor: Staff) -> Response:
     shift = _shift(request, session)
     summary = results.summary(session, shift)
-    days, tasks = summary.days, summary.tasks
+    days = results.days_so_far(shift, summary.days)
     totals = {
         field: sum(getattr(d, field) for d in days)
         for field in ("approved", "declined", "skipped", "waiting", "reviewing", "paused")
     }
+    ranking = results.ranking(session, shift, limit=RANKING_ROWS)
     return render(
         request,
         "results/page.html",
         {
             "shift": shift,
-            "ranking": results.ranking(session, shift, limit=RANKING_ROWS),
+            "status_label": STATUS_LABELS[shift.status],
+            "ranking": ranking,
+            "shared": results.shared_places(ranking),
             "limit": RANKING_ROWS,
             "days": days,
-            "tasks": tasks,
+            "tasks": summary.tasks,
             "totals": totals,
+            "reports": sum(totals.values()),
             "attempts": summary.by_attempt,
             "chart": results.chart(days),
         },

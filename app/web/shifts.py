@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from app import shifts
 from app.errors import FormErrors
 from app.models import Shift, Staff, Task
+from app.text import day_text, parse_day
 from app.web.common import admin_view, form, get_or_404, int_param, is_htmx, render
 
 
@@ -46,8 +47,8 @@ def shift_new(request: Request, session: Session, actor: Staff) -> Response:
                 session,
                 actor,
                 values["title"],
-                shifts.parse_date(values["started_at"]),
-                shifts.parse_date(values["finished_at"]),
+                parse_day(values["started_at"]),
+                parse_day(values["finished_at"]),
             )
         except FormErrors as exc:
             return render(request, "shifts/new.html", {"values": values, "errors": exc.errors}, 400)
@@ -65,8 +66,8 @@ def _detail(
 ) -> Response:
     values = values or {
         "title": shift.title,
-        "started_at": shift.started_at.isoformat(),
-        "finished_at": shift.finished_at.isoformat(),
+        "started_at": day_text(shift.started_at),
+        "finished_at": day_text(shift.finished_at),
         "final_message": shift.final_message,
     }
     preview_text = values.get("final_message") or shift.final_message
@@ -96,8 +97,8 @@ def shift_detail(request: Request, session: Session, actor: Staff) -> Response:
         data = form(request)
         values = {
             "title": str(data.get("title", ""))[:200],
-            "started_at": str(data.get("started_at", shift.started_at.isoformat()))[:20],
-            "finished_at": str(data.get("finished_at", shift.finished_at.isoformat()))[:20],
+            "started_at": str(data.get("started_at", day_text(shift.started_at)))[:20],
+            "finished_at": str(data.get("finished_at", day_text(shift.finished_at)))[:20],
             "final_message": shift.final_message,
         }
         try:
@@ -106,8 +107,8 @@ def shift_detail(request: Request, session: Session, actor: Staff) -> Response:
                 actor,
                 shift,
                 values["title"],
-                shifts.parse_date(values["started_at"]),
-                shifts.parse_date(values["finished_at"]),
+                parse_day(values["started_at"]),
+                parse_day(values["finished_at"]),
             )
         except FormErrors as exc:
             return _detail(request, session, shift, exc.errors, values, 400)
@@ -121,8 +122,8 @@ def shift_final_message(request: Request, session: Session, actor: Staff) -> Res
     text = str(form(request).get("final_message", ""))
     values = {
         "title": shift.title,
-        "started_at": shift.started_at.isoformat(),
-        "finished_at": shift.finished_at.isoformat(),
+        "started_at": day_text(shift.started_at),
+        "finished_at": day_text(shift.finished_at),
         "final_message": text,
     }
     if form(request).get("action") == "preview":

@@ -1,11 +1,13 @@
-/* The report queue without the mouse: A accept, D decline, 1–9 reason, J/K move, Z undo, ? help.
-   Focus moves to the next card as soon as a decision is sent; the server's answer replaces the
-   decided card in place. Plain script, no build step; everything also works without it. */
+/* The report queue without the mouse: A accept, D decline, 1–9 reason, J/K move, F photo in full,
+   Z undo, ? help. Focus moves to the next card as soon as a decision is sent; the server's answer
+   replaces the decided card in place and updates the sticky bar (counter, last decision with its
+   undo). Plain script, no build step; everything also works without it. */
 (function () {
   "use strict";
   var queue = document.getElementById("queue");
   if (!queue) return;
   var help = document.getElementById("mod-help");
+  var bar = document.getElementById("mod-bar");
   var restoring = null; // id of a card being undone: focus it when it comes back
 
   function cards() { return Array.prototype.slice.call(queue.querySelectorAll(".mod-card")); }
@@ -26,13 +28,33 @@
     return null;
   }
 
+  // The photo is shown from its thumbnail at once, then replaced by the full-size image as soon
+  // as that has loaded (the very element that loaded it: photos are never cached, so setting the
+  // same URL again would download it twice).
+  function sharpen(card) {
+    var link = card && card.querySelector(".mod-photo-link");
+    if (!link || link.dataset.sharp) return;
+    link.dataset.sharp = "1";
+    var img = link.querySelector("img");
+    var full = new Image();
+    full.alt = img.alt;
+    full.decoding = "async";
+    full.onload = function () { if (img.isConnected) img.replaceWith(full); };
+    full.src = link.dataset.full;
+  }
+
+  function below() { return bar ? bar.getBoundingClientRect().height + 8 : 8; }
+
   function focusCard(card) {
     if (!card) return;
     card.focus({ preventScroll: true });
     var box = card.getBoundingClientRect();
-    if (box.top < 60 || box.bottom > window.innerHeight) card.scrollIntoView({ block: "start" });
-    var link = card.querySelector(".mod-photo-link");
-    if (link) new Image().src = link.dataset.full; // full size ready before a click
+    var top = below();
+    if (box.top < top || box.top > window.innerHeight * 0.5) {
+      window.scrollTo({ top: window.scrollY + box.top - top, behavior: "instant" });
+    }
+    sharpen(card);
+    sharpen(neighbour(card, 1, true)); // the next photo is ready before the curator gets there
     var after = cards().slice(cards().indexOf(card) + 1).filter(open).length;
     var more = queue.querySelector(".mod-more a");
     if (more && after < 5 && window.htmx) window.htmx.trigger(more, "more");
@@ -47,6 +69,8 @@
     var form = e.detail.elt;
     var card = cardOf(form);
     if (!card || !form.matches || !form.matches(".mod-approve, .mod-presets, .mod-free")) return;
+    var details = card.querySelector(".mod-decline");
+    if (details) details.open = false; // the sheet closes with the decision
     card.classList.add("is-deciding");
     if (!document.activeElement || document.activeElement === document.body || card.contains(document.activeElement)) {
       focusNext(card);
@@ -68,43 +92,52 @@
   document.body.addEventListener("htmx:responseError", failed);
   document.body.addEventListener("htmx:sendError", failed);
 
-  // A card came back from the server (decided, undone, refused, or the next page).
-  document.body.addEventListener("htmx:load", function (e) {
-    var card = e.target;
-    if (!card.classList || !card.classList.contains("mod-card")) return;
-    var form = card.querySelector(".mod-undo");
-    if (form) {
+  // An undo link disappears when its time is up (the server would refuse it by then).
+  function expire(root) {
+    var forms = root.matches && root.matches(".mod-undo") ? [root] : root.querySelectorAll ? root.querySelectorAll(".mod-undo") : [];
+    Array.prototype.forEach.call(forms, function (form) {
       var wait = Number(form.dataset.until) - Date.now();
       setTimeout(function () { form.remove(); }, Math.max(wait, 0));
-    }
-    var input = card.querySelector("input[aria-invalid=true]");
+    });
+  }
+
+  // New content came from the server (a decided or undone card, the bar's last decision, a page).
+  document.body.addEventListener("htmx:load", function (e) {
+    var el = e.target;
+    expire(el);
+    if (!el.classList || !el.classList.contains("mod-card")) return;
+    var input = el.querySelector("input[aria-invalid=true]");
     if (input) { input.focus(); return; }
-    if (restoring === card.dataset.id) { restoring = null; focusCard(card); return; }
-    if (!document.activeElement || document.activeElement === document.body) focusNext(card);
+    if (restoring === el.dataset.id) { restoring = null; focusCard(el); return; }
+    if (!document.activeElement || document.activeElement === document.body) focusNext(el);
   });
 
   // Z undoes this curator's newest decision that can still be undone. "Newest" is read from the
-  // server's undo deadline on each card, not from the order the answers happened to arrive in.
+  // server's undo deadline, not from the order the answers happened to arrive in.
   function undoLast() {
     var newest = null;
-    Array.prototype.forEach.call(queue.querySelectorAll(".mod-undo"), function (form) {
+    Array.prototype.forEach.call(document.querySelectorAll(".mod-undo"), function (form) {
       if (!newest || Number(form.dataset.until) > Number(newest.dataset.until)) newest = form;
     });
     if (!newest) return;
-    restoring = cardOf(newest).dataset.id;
+    restoring = newest.dataset.id;
     newest.requestSubmit();
   }
 
-  // The photo: full size in place on click, thumbnail again on the next click.
+  // The photo: the whole picture at its own size on click (or F), the card's width again after.
+  function toggleFull(card) {
+    var link = card && card.querySelector(".mod-photo-link");
+    if (!link) return;
+    sharpen(card);
+    var full = !card.classList.contains("is-full");
+    card.classList.toggle("is-full", full);
+    link.classList.toggle("is-full", full);
+  }
   queue.addEventListener("click", function (e) {
     var link = e.target.closest && e.target.closest(".mod-photo-link");
     if (!link) return;
     e.preventDefault();
-    var img = link.querySelector("img");
-    var full = !link.classList.contains("is-full");
-    img.src = full ? link.dataset.full : link.dataset.thumb;
-    link.classList.toggle("is-full", full);
-    cardOf(link).classList.toggle("is-full", full);
+    toggleFull(cardOf(link));
   });
 
   document.addEventListener("keydown", function (e) {
@@ -130,6 +163,7 @@
       case "KeyD":
         if (details) { details.open = true; focusCard(card); }
         break;
+      case "KeyF": toggleFull(card); break;
       case "KeyJ": focusCard(neighbour(card, 1, false)); break;
       case "KeyK": focusCard(neighbour(card, -1, false)); break;
       case "KeyZ": undoLast(); break;
@@ -144,9 +178,10 @@
     if (handled) e.preventDefault();
   });
 
-  var help_button = document.querySelector("[data-help]");
-  if (help_button) help_button.addEventListener("click", function () { help.showModal(); });
+  var helpButton = document.querySelector("[data-help]");
+  if (helpButton) helpButton.addEventListener("click", function () { help.showModal(); });
 
+  expire(document);
   document.addEventListener("DOMContentLoaded", function () { focusCard(current()); });
   if (document.readyState !== "loading") focusCard(current());
 })();
