@@ -1,7 +1,8 @@
-"""The demo data (`seeds`): a history the domain itself wrote, every state the screens need, harmless
-to re-run, and `wipe` empties everything.
+"""The demo data (`seeds`) and the demo command: a history the domain itself wrote, every state the
+screens need, harmless to re-run, `wipe` empties everything; the demo checks its lock and its port
+before touching anything.
 
-These tests build their own database (not the suite's shared one): a temp SQLite file, and
+The seeding tests build their own database (not the suite's shared one): a temp SQLite file, and
 also a fresh PostgreSQL database when TEST_DATABASE_URL is set (created here and dropped
 afterwards). They seed a smaller world than the demo (`members=6`, `day=12`, a one-week pilot) to stay fast, and
 share one picture cache, so only the first seeding of a run draws.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import socket
 import subprocess
 import sys
 import uuid
@@ -59,6 +61,7 @@ from app.models import (
 from app.settings import load_settings
 from app.storage import backend as _media_backend
 from seeds import data, pictures
+from seeds.demo import LOCK_NAME, DemoLock
 from seeds.fill import SeedSummary, fill, wipe
 from seeds.painter import Painter, Picture
 
@@ -535,3 +538,50 @@ def test_delete_asks_and_aborts_on_no(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Отменено" in result.stderr
     assert not db.exists()  # nothing was touched, not even migrated
+
+
+# --- the demo command ----------------------------------------------------------------------------
+
+
+def _demo(data_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "LOG_LEVEL"}
+    env["DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "demo", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_demo_on_a_busy_port_says_so_before_seeding(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _demo(tmp_path, port)
+    assert result.returncode != 0
+    assert f"Порт {port} уже занят" in result.stderr
+    assert "uv run lomaya demo --port " in result.stderr  # and how to pick another
+    assert not (tmp_path / "demo").exists()  # nothing wiped, migrated or seeded
+
+
+def test_second_demo_on_the_same_data_dir_refuses(tmp_path: Path) -> None:
+    database = tmp_path / "demo" / "lomaya.sqlite3"
+    database.parent.mkdir()
+    database.write_bytes(b"the first demo's database")
+    running = DemoLock(tmp_path / LOCK_NAME)  # what the first, running demo holds
+    assert running.acquire(f"{os.getpid()} http://127.0.0.1:8080")
+    try:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        result = _demo(tmp_path, port)
+    finally:
+        running.release()
+    assert result.returncode != 0
+    assert "уже запущено" in result.stderr and "http://127.0.0.1:8080" in result.stderr
+    assert database.read_bytes() == b"the first demo's database"
+    assert DemoLock(tmp_path / LOCK_NAME).acquire("next")  # free again once the first one ends

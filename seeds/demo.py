@@ -1,0 +1,242 @@
+"""`lomaya demo`: a fresh embedded database with demo data, then the admin site.
+
+The steps run in an order that never wastes or destroys anything:
+
+1. take the demo's lock (`DATA_DIR/demo.lock`): a second demo on the same DATA_DIR refuses, in
+   Russian, instead of wiping the database the first one is serving;
+2. bind the port: a busy port is reported at once, in Russian, with a free one to use instead —
+   before anything is wiped or filled; the bound socket is handed to uvicorn later;
+3. wipe and migrate `DATA_DIR/demo`, fill it (`seeds.fill`; drawn pictures are kept in
+   `DATA_DIR/.demo-cache` for the next time);
+4. serve the site on that socket.
+
+The console is for people: a few Russian lines, no access log line per thumbnail, no library
+chatter. Setting LOG_LEVEL brings the usual logs back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+LOCK_NAME = "demo.lock"
+
+
+def _say(line: str = "") -> None:
+    print(line, flush=True)
+
+
+# --- one demo per DATA_DIR -----------------------------------------------------------------------
+
+
+class DemoLock:
+    """An exclusive lock on a file, held as long as the demo runs.
+
+    The operating system releases it when the process ends, however it ends, so a demo that was
+    killed never leaves a stale lock behind. The file holds who has it (pid and address), to tell
+    the person who tried to start a second demo.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def acquire(self, note: str) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (kept open while held)
+        try:
+            _lock(handle)
+        except OSError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(note + "\n")
+        handle.flush()
+        self._file = handle
+        return True
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return ""
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the file releases the lock
+            self._file = None
+
+
+def _lock(handle: IO[str]) -> None:
+    """Lock `handle` without waiting; OSError if another process holds it."""
+    if os.name == "nt":  # pragma: no cover - the project runs on Linux and macOS
+        import msvcrt
+
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _busy_demo(base: Path, holder: str) -> str:
+    pid, _, url = holder.partition(" ")
+    who = f" (процесс {pid}, {url})" if pid and url else ""
+    return (
+        f"Демо с папкой данных {base} уже запущено{who} — его базу не трогаю.\n"
+        "Откройте его адрес в браузере или остановите его (Ctrl+C в его окне) и запустите снова.\n"
+        f"Второе демо рядом — с другой папкой и портом: DATA_DIR={base}-2 uv run lomaya demo "
+        "--port 8081"
+    )
+
+
+# --- the port ------------------------------------------------------------------------------------
+
+
+class PortError(Exception):
+    """The port cannot be used; the message is for people."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or PortError with a Russian message."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise PortError(f"Не понимаю адрес --host {host!r}: {exc}.") from exc
+    family, kind, proto, _name, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name != "nt":  # a port in TIME_WAIT after the last demo is free to use
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)  # connections from now on wait in the queue until the site is up
+    except OSError as exc:
+        sock.close()
+        raise PortError(_port_problem(host, port, exc)) from exc
+    return sock
+
+
+def _port_problem(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"Порт {port} уже занят другой программой (может быть, демо или сайт уже запущены). "
+            "Демо не запущено, данные не тронуты.\n"
+            f"Выберите другой порт, например: uv run lomaya demo --port {_free_port(host, port)}"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"Нет прав занять порт {port}: порты меньше 1024 открывает только администратор "
+            "системы.\nВыберите другой порт, например: uv run lomaya demo --port 8080"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"Адрес {host} не принадлежит этому компьютеру. Попробуйте --host 127.0.0.1"
+    return f"Не удалось открыть {host}:{port}: {exc.strerror or exc}."
+
+
+def _free_port(host: str, busy: int) -> int:
+    """A port near `busy` that is free now (any free one if none near is)."""
+    for candidate in [*range(busy + 1, busy + 20), 0]:
+        try:
+            probe = bind(host, candidate)
+        except PortError:
+            continue
+        free = int(probe.getsockname()[1])
+        probe.close()
+        return free
+    return busy + 1
+
+
+# --- the demo ------------------------------------------------------------------------------------
+
+
+def _configure_logging(level: str | None) -> None:
+    """Warnings and errors only, unless LOG_LEVEL asks for more."""
+    logging.basicConfig(
+        level=level or "WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def run(host: str, port: int) -> None:
+    try:
+        _run(host, port)
+    except KeyboardInterrupt:  # Ctrl+C before the site was up
+        _say("\nОстановлено: демо-база не заполнена до конца.")
+        sys.exit(130)
+
+
+def _run(host: str, port: int) -> None:
+    started = time.monotonic()
+    base = Path(os.environ.get("DATA_DIR", "./var")).expanduser()
+    data_dir = base / "demo"
+    url = f"http://{host}:{port}"
+    log_level = os.environ.get("LOG_LEVEL", "").strip().upper() or None
+    _configure_logging(log_level)
+
+    lock = DemoLock(base / LOCK_NAME)
+    if not lock.acquire(f"{os.getpid()} {url}"):
+        sys.exit(_busy_demo(base, lock.holder()))
+    try:
+        sock = bind(host, port)
+    except PortError as exc:
+        sys.exit(str(exc))
+
+    from app.settings import SettingsError, load_settings, set_settings
+
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "DB_HOST", "BOT_TOKEN", "BOT_WEBHOOK_MODE"}
+    }
+    environ["DATA_DIR"] = str(data_dir)
+    try:
+        settings = set_settings(load_settings(environ, env_file=None, allow_generated_secret=True))
+    except SettingsError as exc:
+        sys.exit(f"Ошибка настройки: {exc}")
+
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    _say(f"Создаю демо-базу в {data_dir}…")
+    from app import migrate
+    from app.db import session_scope
+    from seeds.fill import fill
+
+    migrate.upgrade()
+    with session_scope() as session:
+        summary = fill(session, progress=_say, cache_dir=base / ".demo-cache")
+    _say()
+    _say(f"Готово за {time.monotonic() - started:.1f} с. Откройте {url}")
+    _say(f"  администратор: {summary.admin_email} / {summary.admin_password}")
+    _say(f"  эксперт:       {summary.expert_email} / {summary.expert_password}")
+    _say("Остановить демо: Ctrl+C.")
+    _serve(settings, sock, quiet=log_level is None)
+    _say("Демо остановлено.")
+    lock.release()
+
+
+def _serve(settings: Settings, sock: socket.socket, *, quiet: bool) -> None:
+    import uvicorn
+
+    from app.main import create_app
+
+    config = uvicorn.Config(
+        create_app(settings),
+        log_level="warning" if quiet else settings.log_level.lower(),
+        access_log=not quiet,
+        proxy_headers=True,
+        server_header=False,
+    )
+    # uvicorn stops gracefully on Ctrl+C and then raises KeyboardInterrupt again: a normal end here.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])
