@@ -340,7 +340,7 @@ CITIES = (
     ("Орёл", 1),
 )
 
-# Titles of the demo shifts by number: finished (a three-week pilot), cancelled, started, preparing.
+# Titles of the demo shifts by number: finished (a two-week pilot), cancelled, started, preparing.
 SHIFT_TITLES = (
     "Умею жить: пробная смена",
     "Домашние дела",

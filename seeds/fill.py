@@ -2,10 +2,10 @@
 
 What the demo holds (product.md §2): the 31 everyday tasks with pictures (and one archived task);
 staff — an administrator and an expert with fixed demo passwords, two more curators (one blocked)
-and an open invitation; sixty participants, every one registered through the form; four
-shifts: №1, a three-week pilot that finished more than PHOTO_RETENTION_DAYS ago (results and reports
+and an open invitation; fifty participants, every one registered through the form; four
+shifts: №1, a two-week pilot that finished more than PHOTO_RETENTION_DAYS ago (results and reports
 stay, its photos were deleted by the retention job), №2 cancelled before it started, №3 running on
-about day 21 of 92 with reports in every status, a queue of photos with exact and near duplicates
+about day 20 of 92 with reports in every status, a queue of photos with exact and near duplicates
 among them and one member excluded after five skipped days, and №4 preparing with pending (one
 re-applied after a decline), approved and declined applications.
 
@@ -98,7 +98,7 @@ from seeds.painter import Painter, Picture
 Progress = Callable[[str], None]
 
 SHIFT_LENGTH = 92  # days: the running and the preparing shift, about three months
-PILOT_LENGTH = 21  # days: the finished shift, a three-week pilot (it keeps seeding fast)
+PILOT_LENGTH = 14  # days: the finished shift, a two-week pilot (it keeps seeding fast)
 PURGE_MAX_DAYS = 730  # with a longer PHOTO_RETENTION_DAYS the pilot keeps its stand-in photos
 
 _ADMIN, _EXPERT = data.ADMIN["email"], data.EXPERT["email"]
@@ -164,9 +164,9 @@ def fill(
     *,
     progress: Progress = print,
     rng_seed: int = 7,
-    participants: int = 60,
+    participants: int = 50,
     members: int = 12,
-    day: int = 21,
+    day: int = 20,
     pilot_days: int = PILOT_LENGTH,
     cache_dir: Path | None = None,
     workers: int | None = None,
@@ -752,7 +752,7 @@ class _Script:
     def _pilot(
         self, pool: Iterator[_Person], start: date, finish: date, members: int
     ) -> list[_Person]:
-        """Shift №1, a three-week pilot long finished: its applications and every day's reports."""
+        """Shift №1, a two-week pilot long finished: its applications and every day's reports."""
         r = self.replay
         r.stand_ins.add(1)
         created = _at(start - timedelta(days=40), 11)
