@@ -25,7 +25,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -208,24 +208,126 @@ def _run(host: str, port: int) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     _say(f"Создаю демо-базу в {data_dir}…")
-    from app import migrate
-    from app.db import session_scope
-    from seeds.fill import fill
+    site = _Site.start(settings, sock, quiet=log_level is None)
+    try:
+        from app import images
+        from app.db import session_scope
+        from seeds.fill import fill
 
-    migrate.upgrade()
-    with session_scope() as session:
-        summary = fill(session, progress=_say, cache_dir=base / ".demo-cache")
+        images.warm_up()  # the hashing code loads while the site's process migrates
+        site.wait_migrated()
+        with session_scope() as session:
+            summary = fill(session, progress=_say, cache_dir=base / ".demo-cache")
+    except BaseException:
+        site.abort()
+        raise
     _say()
     _say(f"Готово за {time.monotonic() - started:.1f} с. Откройте {url}")
     _say(f"  администратор: {summary.admin_email} / {summary.admin_password}")
     _say(f"  эксперт:       {summary.expert_email} / {summary.expert_password}")
     _say("Остановить демо: Ctrl+C.")
-    _serve(settings, sock, quiet=log_level is None)
+    code = site.serve()
     _say("Демо остановлено.")
     lock.release()
+    if code:
+        sys.exit(code)
 
 
-def _serve(settings: Settings, sock: socket.socket, *, quiet: bool) -> None:
+class _Site:
+    """The site's side of the demo.
+
+    Where the system can fork, a second process is forked right after the port is bound, before
+    anything heavy is imported: it migrates the fresh database, tells this process, loads the web
+    app, and serves on the bound socket once this process has filled the database — so migrating
+    and loading the site take the other core instead of adding to the wait. Elsewhere the same
+    steps run one after another in this process.
+    """
+
+    def __init__(self, settings: Settings, sock: socket.socket, quiet: bool) -> None:
+        self.settings, self.sock, self.quiet = settings, sock, quiet
+        self.pid = 0
+        self._from_site = self._to_site = -1
+
+    @classmethod
+    def start(cls, settings: Settings, sock: socket.socket, *, quiet: bool) -> _Site:
+        site = cls(settings, sock, quiet)
+        if not hasattr(os, "fork"):
+            return site
+        from_site, to_parent = os.pipe()
+        from_parent, to_site = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the site's process
+            os.close(from_site)
+            os.close(to_site)
+            code = site._child(to_parent, from_parent)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        os.close(to_parent)
+        os.close(from_parent)
+        sock.close()  # the site's process holds the listening socket now
+        site.pid, site._from_site, site._to_site = pid, from_site, to_site
+        return site
+
+    def _child(self, to_parent: int, from_parent: int) -> int:
+        try:
+            from app import migrate
+
+            try:
+                migrate.upgrade()
+            except Exception:
+                os.write(to_parent, b"E")
+                raise
+            os.write(to_parent, b"M")
+            os.close(to_parent)
+            server = _server(self.settings, self.sock, quiet=self.quiet)
+            if os.read(from_parent, 1) != b"G":
+                return 0  # the demo did not get filled: nothing to serve
+            _run_server(server, self.sock)
+            return 0
+        except KeyboardInterrupt:
+            return 130
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            return 1
+
+    def wait_migrated(self) -> None:
+        if not self.pid:
+            from app import migrate
+
+            migrate.upgrade()
+            return
+        if os.read(self._from_site, 1) != b"M":
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+            sys.exit("Не удалось создать демо-базу: подробности выше.")
+
+    def serve(self) -> int:
+        """Serve until Ctrl+C; the exit code."""
+        if not self.pid:
+            _run_server(_server(self.settings, self.sock, quiet=self.quiet), self.sock)
+            return 0
+        os.write(self._to_site, b"G")
+        while True:
+            try:
+                _pid, status = os.waitpid(self.pid, 0)
+                return os.waitstatus_to_exitcode(status) % 256
+            except KeyboardInterrupt:
+                continue  # Ctrl+C reached the site's process too: wait until it has stopped
+
+    def abort(self) -> None:
+        if self.pid:
+            os.close(self._to_site)  # the site's process reads the end and leaves
+            with contextlib.suppress(ChildProcessError, KeyboardInterrupt):
+                os.waitpid(self.pid, 0)
+            self.pid = 0
+
+
+def _server(settings: Settings, sock: socket.socket, *, quiet: bool) -> Any:
     import uvicorn
 
     from app.main import create_app
@@ -237,6 +339,10 @@ def _serve(settings: Settings, sock: socket.socket, *, quiet: bool) -> None:
         proxy_headers=True,
         server_header=False,
     )
+    return uvicorn.Server(config)
+
+
+def _run_server(server: Any, sock: socket.socket) -> None:
     # uvicorn stops gracefully on Ctrl+C and then raises KeyboardInterrupt again: a normal end here.
     with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
