@@ -208,6 +208,11 @@ def _run(host: str, port: int) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     _say(f"Создаю демо-базу в {data_dir}…")
+    # Both processes need SQLAlchemy and the models: imported once, before the fork (nothing here
+    # opens a connection or starts a thread).
+    import app.db
+    import app.models  # noqa: F401
+
     site = _Site.start(settings, sock, quiet=log_level is None)
     try:
         from app import images

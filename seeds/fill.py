@@ -165,7 +165,7 @@ def fill(
     progress: Progress = print,
     rng_seed: int = 7,
     participants: int = 50,
-    members: int = 12,
+    members: int = 10,
     day: int = 20,
     pilot_days: int = PILOT_LENGTH,
     cache_dir: Path | None = None,
