@@ -99,7 +99,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture(scope="session")
 def picture_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One picture cache for every seeding of the run (shared by the xdist workers)."""
-    return tmp_path_factory.getbasetemp().parent / "demo-picture-cache"
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above the workers' own
+    return root / "demo-picture-cache"
 
 
 @pytest.fixture
