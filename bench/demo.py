@@ -7,8 +7,9 @@ Each run starts `uv run lomaya demo --port <free port>` in a fresh temporary DAT
 cache), polls GET /login until it answers 200 and prints the seconds it took; then stops the demo
 and starts it again on the same DATA_DIR (warm cache: the demo wipes its database but keeps
 DATA_DIR/.demo-cache). Per start it prints the wall seconds to the first page, the CPU seconds the
-demo's process tree had used by then (uv, the demo, its drawing processes), the busy cores of the
-rest of the machine, and the load average at start and at the first page. The temporary folders
+demo's process tree had used by then (in total, and per process in start order: uv, the demo —
+which fills the database, with its drawing processes — and the site's process it forks), the busy
+cores of the rest of the machine, and the load average at start and at the first page. The temporary folders
 are removed at the end.
 """
 
@@ -76,6 +77,11 @@ def start_once(data_dir: Path, timeout: float) -> dict:
             time.sleep(0.05)
         tree = _tree([process.pid])
         cpu = sum(p.own + p.reaped for p in tree.values()) / CLK_TCK
+        # uv, the demo (which filled the database) and the site's process (forked by the demo)
+        split = [
+            round((p.own + p.reaped) / CLK_TCK, 1)
+            for _key, p in sorted(tree.items(), key=lambda item: item[0][1])
+        ]
         machine = (_machine_busy() - machine_start) / CLK_TCK
         load_end = loadavg()
     finally:
@@ -96,6 +102,7 @@ def start_once(data_dir: Path, timeout: float) -> dict:
     return {
         "seconds": seconds,
         "cpu": cpu,
+        "split": split,
         "others": max(0.0, machine - cpu) / wall,
         "load": (load_start[0], load_end[0]),
         "output": output,
@@ -104,7 +111,8 @@ def start_once(data_dir: Path, timeout: float) -> dict:
 
 def line(kind: str, run: int, r: dict) -> str:
     return (
-        f"run {run} {kind:<4}: first page after {r['seconds']:5.1f} s | demo CPU {r['cpu']:5.1f} s"
+        f"run {run} {kind:<4}: first page after {r['seconds']:5.1f} s"
+        f" | demo CPU {r['cpu']:5.1f} s {r['split']}"
         f" | other load {r['others']:.2f} of {os.cpu_count()} cores"
         f" | load average {r['load'][0]:.2f} → {r['load'][1]:.2f}"
     )

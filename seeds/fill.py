@@ -174,8 +174,9 @@ def fill(
     """Fill an empty database with demo data; on a non-empty one, add nothing.
 
     `participants`, `members` (of the running shift), `day` (its current day) and `pilot_days` (the
-    finished shift's length) exist so the tests can seed a smaller world; the defaults make the demo. `cache_dir` keeps drawn pictures between
-    runs; `workers` processes draw them ahead (0: draw in this process, None: one per core).
+    finished shift's length) exist so the tests can seed a smaller world; the defaults make the
+    demo. `cache_dir` keeps drawn pictures between runs; `workers` processes draw them ahead (0:
+    draw in this process, None: one per core).
     """
     started = time.monotonic()
     if day < 12:
@@ -401,8 +402,9 @@ class _Replay:
         self.rng_seed = 0
 
     def run(self, events: list[_Event]) -> None:
-        """Every event at its moment, in time order; the clock is given back as it was."""
-        frozen = getattr(clock, "_frozen", None)
+        """Every event at its moment, in time order; the clock is given back as it was (frozen by
+        a test, or running)."""
+        frozen = getattr(clock, "_frozen", None)  # app.clock has no getter for it
         try:
             for event in sorted(events):
                 clock.set_now(event.at)
@@ -708,19 +710,18 @@ class _Script:
                 self.at(_at(start3 - timedelta(days=20), 15), r.block_staff, _ADMIN, info["email"])
         self.at(self.now - 3 * _HOUR, r.invite, _ADMIN, data.INVITED)
         task_moment = founded + 2 * _DAY
+        archived, archived_icon = data.ARCHIVED_TASK
+        catalogue = [*data.TASKS, (archived, "room", archived_icon)]
         r.painter.order(
             Picture("task", index, caption=title, icon=icon)
-            for index, (title, _scene, icon) in enumerate(data.TASKS)
+            for index, (title, _scene, icon) in enumerate(catalogue)
         )
-        for index, (title, scene, icon) in enumerate(data.TASKS):
+        for index, (title, scene, icon) in enumerate(catalogue):
             self.at(
                 task_moment + index * 2 * _MINUTE, r.add_task, _ADMIN, index, title, scene, icon
             )
-        title, icon = data.ARCHIVED_TASK
-        self.at(
-            task_moment + 70 * _MINUTE, r.add_task, _ADMIN, len(data.TASKS), title, "room", icon
-        )
-        self.at(task_moment + 20 * _DAY, r.archive_task, _ADMIN, title)
+        # Archived before any shift is planned: the catalogue shows it, no plan uses it.
+        self.at(task_moment + 20 * _DAY, r.archive_task, _ADMIN, archived)
 
         pilot_members = self._pilot(pool, start1, finish1, members)
         self._cancelled(pool, finish1, pilot_members, participants - _people_needed(members))
