@@ -367,11 +367,9 @@ EXPERT = {
     "name": "Ольга",
     "surname": "Кузнецова",
 }
-# More curators so the staff list and "who decided" have variety; they get unusable passwords.
-OTHER_STAFF = (
-    {"email": "psy.marina@lomaya.local", "name": "Марина", "surname": "Лебедева", "blocked": False},
-    {"email": "igor.pavlov@lomaya.local", "name": "Игорь", "surname": "Павлов", "blocked": True},
-)
+# One more curator, so "who decided" has variety; she decided in the pilot shift and left before
+# the running one (blocked). Her password is unusable: the account is there to be looked at.
+CURATOR = {"email": "psy.marina@lomaya.local", "name": "Марина", "surname": "Лебедева"}
 # Invited a few hours ago and not signed up yet: the staff page shows an open invitation.
 INVITED = {"email": "svetlana.morozova@lomaya.local", "name": "Светлана", "surname": "Морозова"}
 

@@ -1,7 +1,7 @@
 """Fill the database with demo data: a made-up history, replayed through the domain functions.
 
 What the demo holds (product.md §2): the 31 everyday tasks with pictures (and one archived task);
-staff — an administrator and an expert with fixed demo passwords, two more curators (one blocked)
+staff — an administrator and an expert with fixed demo passwords, a curator who has left (blocked)
 and an open invitation; fifty participants, every one registered through the form; four
 shifts: №1, a two-week pilot that finished more than PHOTO_RETENTION_DAYS ago (results and reports
 stay, its photos were deleted by the retention job), №2 cancelled before it started, №3 running on
@@ -101,7 +101,7 @@ SHIFT_LENGTH = 92  # days: the running and the preparing shift, about three mont
 PILOT_LENGTH = 14  # days: the finished shift, a two-week pilot (it keeps seeding fast)
 PURGE_MAX_DAYS = 730  # with a longer PHOTO_RETENTION_DAYS the pilot keeps its stand-in photos
 
-_ADMIN, _EXPERT = data.ADMIN["email"], data.EXPERT["email"]
+_ADMIN, _EXPERT, _CURATOR = data.ADMIN["email"], data.EXPERT["email"], data.CURATOR["email"]
 _MINUTE, _HOUR, _DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 
 
@@ -658,6 +658,7 @@ class _Script:
         self.now = now
         self.settings = get_settings()
         self.events: list[_Event] = []
+        self.curator_left = now  # when the third curator was blocked (set by build)
 
     def at(self, moment: datetime, action: Callable[..., Any], *args: Any, rank: int = 5) -> None:
         _expect(moment <= self.now, f"{action.__name__} happens before now")
@@ -668,10 +669,12 @@ class _Script:
         whatever else the history holds."""
         return random.Random(":".join(map(str, (self.seed, *parts))))
 
-    def curator(self, rng: random.Random) -> str:
-        """Who decided: mostly the expert, sometimes the administrator or the other curator."""
-        others = [info["email"] for info in data.OTHER_STAFF if not info["blocked"]]
-        return rng.choices([_EXPERT, _ADMIN, *others], weights=[5, 2, *[2] * len(others)])[0]
+    def curator(self, rng: random.Random, moment: datetime) -> str:
+        """Who decided at `moment`: mostly the expert, sometimes the administrator, and the other
+        curator while she still worked here."""
+        if moment < self.curator_left:
+            return rng.choices([_EXPERT, _ADMIN, _CURATOR], weights=[5, 2, 3])[0]
+        return rng.choices([_EXPERT, _ADMIN], weights=[5, 2])[0]
 
     # the whole history
 
@@ -697,17 +700,11 @@ class _Script:
         self.at(
             founded + _HOUR, r.add_staff, data.EXPERT, StaffRole.expert, data.EXPERT["password"]
         )
-        for n, info in enumerate(data.OTHER_STAFF):
-            # Nobody knows these passwords: the accounts are there to be looked at, not used.
-            self.at(
-                founded + _DAY + n * _HOUR,
-                r.add_staff,
-                info,
-                StaffRole.expert,
-                secrets.token_urlsafe(24),
-            )
-            if info["blocked"]:
-                self.at(_at(start3 - timedelta(days=20), 15), r.block_staff, _ADMIN, info["email"])
+        # Nobody knows her password: the account is there to be looked at, not used.
+        password = secrets.token_urlsafe(24)
+        self.at(founded + _DAY, r.add_staff, data.CURATOR, StaffRole.expert, password)
+        self.curator_left = _at(start3 - timedelta(days=20), 15)
+        self.at(self.curator_left, r.block_staff, _ADMIN, _CURATOR)
         self.at(self.now - 3 * _HOUR, r.invite, _ADMIN, data.INVITED)
         task_moment = founded + 2 * _DAY
         archived, archived_icon = data.ARCHIVED_TASK
@@ -748,7 +745,8 @@ class _Script:
             self.at(applied, r.submit, person)
             if decide_by is not None:
                 decided = _between(rng, applied + _HOUR, min(applied + 30 * _HOUR, decide_by))
-                self.at(decided, r.decide_application, self.curator(rng), person, number, reason)
+                by = self.curator(rng, decided)
+                self.at(decided, r.decide_application, by, person, number, reason)
 
     def _pilot(
         self, pool: Iterator[_Person], start: date, finish: date, members: int
@@ -1010,7 +1008,7 @@ class _Script:
             shots.append(shot)
             self.at(moment, r.photo, number, person, shot)
         for moment in moments[1::2]:
-            self.at(moment, r.decide_report, self.curator(rng), number, person, day_number,
+            self.at(moment, r.decide_report, self.curator(rng, moment), number, person, day_number,
                     rng.choice(reasons))  # fmt: skip
         if status == ReportStatus.reviewing:
             shots[-1].final = True
@@ -1020,7 +1018,8 @@ class _Script:
             shots[-1].final = True  # a curator would have decided later: still in the queue
             return
         reason = None if status == ReportStatus.approved else rng.choice(reasons)
-        self.at(decided, r.decide_report, self.curator(rng), number, person, day_number, reason)
+        by = self.curator(rng, decided)
+        self.at(decided, r.decide_report, by, number, person, day_number, reason)
 
     def _duplicates(self, shots: list[_Shot]) -> None:
         """Make a few photos in the queue exact or near copies of earlier photos, for the flags.
