@@ -53,6 +53,7 @@ class DemoLock:
         self._file: IO[str] | None = None
 
     def acquire(self, note: str) -> bool:
+        """Take the lock and write `note` (pid and address) into the file; False if taken."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (kept open while held)
         try:
@@ -60,12 +61,16 @@ class DemoLock:
         except OSError:
             handle.close()
             return False
-        handle.seek(0)
-        handle.truncate()
-        handle.write(note + "\n")
-        handle.flush()
         self._file = handle
+        self.write(note)
         return True
+
+    def write(self, note: str) -> None:
+        if self._file is not None:
+            self._file.seek(0)
+            self._file.truncate()
+            self._file.write(note + "\n")
+            self._file.flush()
 
     def holder(self) -> str:
         try:
@@ -185,12 +190,22 @@ def _run(host: str, port: int) -> None:
     _configure_logging(log_level)
 
     lock = DemoLock(base / LOCK_NAME)
-    if not lock.acquire(f"{os.getpid()} {url}"):
+    try:
+        taken = lock.acquire(f"{os.getpid()} {url}")
+    except OSError as exc:
+        why = {errno.EACCES: "нет прав", errno.EROFS: "диск только для чтения"}.get(
+            exc.errno or 0, "её нельзя создать или в неё нельзя писать"
+        )
+        sys.exit(f"Папка данных {base} не подходит: {why}. Укажите другую: DATA_DIR=…")
+    if not taken:
         sys.exit(_busy_demo(base, lock.holder()))
     try:
         sock = bind(host, port)
     except PortError as exc:
         sys.exit(str(exc))
+    if port == 0:  # "any free port": say which one
+        url = f"http://{host}:{sock.getsockname()[1]}"
+        lock.write(f"{os.getpid()} {url}")
 
     from app.settings import SettingsError, load_settings, set_settings
 
