@@ -422,17 +422,42 @@ class _Replay:
         assert found is not None
         return found
 
-    def picture(self, number: int, shot: _Shot) -> Picture:
+    def picture(self, number: int, shot: _Shot, scenes: dict[int, str] | None = None) -> Picture:
+        """What `shot` shows: the scene of its day's task (from the shift's plan, or `scenes`: day →
+        scene), a copy of another photo, or a near copy of one."""
         if shot.copy_of is not None:
-            return self.picture(number, shot.copy_of)
+            return self.picture(number, shot.copy_of, scenes)
         if shot.near_of is not None:
-            source = self.picture(number, shot.near_of)
+            source = self.picture(number, shot.near_of, scenes)
             return Picture("near", source.seed, source.scene, source.caption, size=source.size)
-        scene = self.scenes[self.plans[number][shot.day]]
+        day_scenes = scenes or {shot.day: self.scenes[self.plans[number][shot.day]]}
+        scene = day_scenes[shot.day]
         # Photos still in the queue at the end are shown full size; older ones mostly as
         # thumbnails, so they are drawn at thumbnail size, which is cheaper to store.
         size = pictures.PHOTO_SIZE if shot.final else pictures.SMALL_PHOTO_SIZE
         return Picture("photo", shot.seed, scene, f"День {shot.day}", size=size)
+
+    def plan_seed(self, number: int) -> str:
+        return f"lomaya-demo:{self.rng_seed}:plan:{number}"
+
+    def order_pictures(self, number: int, length: int) -> None:
+        """Start drawing shift `number`'s photos now, long before the replay creates the shift.
+
+        The scenes come from the plan the shift will get, foreseen with the domain's own
+        `plan_sequence` and the same seed; `random.shuffle` moves positions whatever the ids are, so
+        the task at each position of the catalogue (in creation order, as `active_task_ids` lists
+        it) is known. Should the domain plan differently one day, the photos are still right —
+        `photo` asks for the real plan's pictures — only drawn later, when needed.
+        """
+        state = random.getstate()
+        random.seed(self.plan_seed(number))
+        try:
+            positions = shifts.plan_sequence(list(range(len(data.TASKS))), length)
+        finally:
+            random.setstate(state)
+        scenes = {day: data.TASKS[i][1] for day, i in enumerate(positions, start=1)}
+        shots = sorted(self.shots.get(number, []), key=lambda shot: shot.at)
+        self.painter.order(self.picture(number, shot, scenes) for shot in shots)
 
     # staff and tasks
 
@@ -473,7 +498,7 @@ class _Replay:
         # The domain shuffles the plan with the global RNG: seeded here, the plan (and so every
         # photo's scene) is the same on every run, and the picture cache keeps hitting.
         state = random.getstate()
-        random.seed(f"lomaya-demo:{self.rng_seed}:plan:{number}")
+        random.seed(self.plan_seed(number))
         try:
             shift = shifts.create_shift(
                 self.session, self.staff[by], data.SHIFT_TITLES[number - 1], start, end
@@ -490,7 +515,7 @@ class _Replay:
             )
         )
         self.plans[number] = {day: task_id for day, task_id in rows}
-        if number not in self.stand_ins:
+        if number not in self.stand_ins:  # (already ordered if the plan was foreseen right)
             shots = sorted(self.shots.get(number, []), key=lambda shot: shot.at)
             self.painter.order(self.picture(number, shot) for shot in shots)
 
@@ -873,6 +898,7 @@ class _Script:
             else:
                 self._member_story(3, person, first, open_number, start, open_number=open_number)
         self._duplicates(r.shots.get(3, []))
+        r.order_pictures(3, SHIFT_LENGTH)
         return everyone
 
     def _preparing(self, pool: Iterator[_Person], running: list[_Person], start3: date) -> None:

@@ -88,7 +88,8 @@ class Painter:
         self.workers = min(4, os.cpu_count() or 1) if workers is None else workers
         self._pool: ProcessPoolExecutor | None = None
         self._ahead: dict[Picture, Future[bytes]] = {}
-        self.drawn = self.cached = 0
+        self.drawn = self.cached = 0  # pictures handed out, drawn (here or ahead) or from the cache
+        self.here = 0  # of the drawn ones, those drawn in this process
 
     def order(self, wanted: Iterable[Picture]) -> None:
         """Start drawing, in this order, the pictures that are not cached yet."""
@@ -110,6 +111,10 @@ class Painter:
         future = self._ahead.get(picture)
         if future is not None:
             self.drawn += 1
+            if future.cancel():  # not started yet: drawing it here beats waiting in the queue
+                del self._ahead[picture]
+                self.here += 1
+                return _draw(picture, self.folder)
             try:
                 return future.result()
             except BrokenProcessPool:
@@ -117,12 +122,14 @@ class Painter:
                 # "spawn" child): draw here instead; slower, same pictures.
                 self.workers = 0
                 self._ahead.clear()
+                self.here += 1
                 return _draw(picture, self.folder)
         data = self._cached(picture)
         if data is not None:
             self.cached += 1
             return data
         self.drawn += 1
+        self.here += 1
         return _draw(picture, self.folder)
 
     def _cached(self, picture: Picture) -> bytes | None:
