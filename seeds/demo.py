@@ -31,10 +31,16 @@ if TYPE_CHECKING:
     from app.settings import Settings
 
 LOCK_NAME = "demo.lock"
+log = logging.getLogger("lomaya.demo")
 
 
 def _say(line: str = "") -> None:
     print(line, flush=True)
+
+
+def _took(started: float) -> str:
+    """Wall and CPU seconds so far (for LOG_LEVEL=INFO)."""
+    return f"{time.monotonic() - started:.1f} s (CPU {time.process_time():.1f} s)"
 
 
 # --- one demo per DATA_DIR -----------------------------------------------------------------------
@@ -235,9 +241,17 @@ def _run(host: str, port: int) -> None:
         from seeds.fill import fill
 
         images.warm_up()  # the hashing code loads while the site's process migrates
+        log.info("demo: code loaded after %s", _took(started))
         site.wait_migrated()
+        log.info("demo: database migrated after %s", _took(started))
         with session_scope() as session:
             summary = fill(session, progress=_say, cache_dir=base / ".demo-cache")
+        log.info(
+            "demo: filled after %s; pictures drawn %d, from the cache %d",
+            _took(started),
+            summary.pictures_drawn,
+            summary.pictures_cached,
+        )
     except BaseException:
         site.abort()
         raise
