@@ -822,7 +822,7 @@ class _Script:
         self.at(created - _MINUTE, r.say, "Смена №2: отменённая…")
         self.at(created, r.create_shift, _ADMIN, 2, start, start + timedelta(days=30))
         newcomers = [next(pool) for _ in range(6 + surplus)]
-        # Pilot families wanted more (all but the one who blocked the bot).
+        # Half of the pilot's families wanted to come again (the one who blocked the bot did not).
         applicants = pilot_members[: len(pilot_members) // 2] + newcomers
         self._applications(2, applicants, created + _DAY, cancelled - _DAY, None)
         self.at(cancelled, r.cancel_shift, _ADMIN, 2)
