@@ -513,6 +513,17 @@ def test_painter_caches_pictures_by_what_is_drawn(tmp_path: Path) -> None:
     assert other.key != wanted[0].key
 
 
+def test_painter_draws_ahead_in_another_process(tmp_path: Path) -> None:
+    wanted = [Picture("photo", 5, "bathroom", "День 2", size=pictures.SMALL_PHOTO_SIZE)]
+    painter = Painter(tmp_path, workers=1)
+    try:
+        painter.order(wanted)
+        assert painter.get(wanted[0]) == wanted[0].draw()  # the same bytes as drawn here
+    finally:
+        painter.close()
+    assert Painter(tmp_path, workers=0).get(wanted[0]) == wanted[0].draw()  # and cached
+
+
 def test_feminine_surnames() -> None:
     assert data.feminine_surname("Иванов") == "Иванова"
     assert data.feminine_surname("Островский") == "Островская"
