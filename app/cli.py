@@ -7,10 +7,8 @@ import contextlib
 import getpass
 import logging
 import os
-import shutil
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from app import logs
@@ -96,38 +94,10 @@ def cmd_seed(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    """A fresh embedded database with fake data, then the admin site."""
-    started = time.monotonic()
-    data_dir = Path(os.environ.get("DATA_DIR", "./var")) / "demo"
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "DB_HOST", "BOT_TOKEN", "BOT_WEBHOOK_MODE"}
-    }
-    environ["DATA_DIR"] = str(data_dir)
-    environ["MEDIA_BACKEND"] = "local"  # the demo is thrown away with its folder
-    try:
-        settings = set_settings(load_settings(environ, env_file=None, allow_generated_secret=True))
-    except SettingsError as exc:
-        sys.exit(f"Ошибка настройки: {exc}")
-    logs.configure(settings)
-    from app import migrate
-    from app.db import session_scope
-    from seeds.fill import fill
+    """A fresh embedded database with fake data, then the admin site (see seeds.demo)."""
+    from seeds.demo import run
 
-    print(f"Создаю демо-базу в {data_dir}…")
-    migrate.upgrade()
-    with session_scope() as session:
-        summary = fill(session)
-    url = f"http://{args.host}:{args.port}"
-    print()
-    print(f"Готово за {time.monotonic() - started:.1f} с. Откройте {url}")
-    print(f"  администратор: {summary.admin_email} / {summary.admin_password}")
-    print(f"  эксперт:       {summary.expert_email} / {summary.expert_password}")
-    print()
-    _serve(settings, args.host, args.port)
+    run(args.host, args.port)
 
 
 def cmd_create_admin(args: argparse.Namespace) -> None:
@@ -474,8 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="свежая демо-база с тестовыми данными и сайт")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="адрес сайта (по умолчанию 127.0.0.1)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="порт сайта (по умолчанию 8080; занят — укажите другой)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("migrate", help="миграции базы данных (Alembic)")

@@ -1,8 +1,8 @@
 """Fake data for the demo and for trying the admin site by hand.
 
 `python -m seeds [--delete] [--yes]` does the same as `lomaya seed`; the work is in `seeds.fill`
-(`fill`, `wipe`), the generated pictures in `seeds.pictures`, the Russian names and titles in
-`seeds.data`.
+(`fill`, `wipe`), the generated pictures in `seeds.pictures` (drawn ahead and cached by
+`seeds.painter`), the Russian names and titles in `seeds.data`; `lomaya demo` is `seeds.demo`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ def _confirm(question: str) -> bool:
 
 def run_seed(delete: bool, yes: bool) -> None:
     """`lomaya seed` and `python -m seeds`: migrate, optionally wipe (asking first), fill."""
-    from app import migrate
+    from app import media, migrate
     from app.db import session_scope
+    from app.settings import get_settings
     from seeds.fill import fill, wipe
 
     if delete and not yes and not _confirm("Удалить все данные из базы и заполнить её заново?"):
@@ -31,5 +32,6 @@ def run_seed(delete: bool, yes: bool) -> None:
         if delete:
             print("Удаляю старые данные…")
             wipe(session)
-        summary = fill(session)
+        summary = fill(session, cache_dir=get_settings().data_dir / ".demo-cache")
+    media.purge()  # the objects the replayed retention queued for deletion
     print(summary.describe())

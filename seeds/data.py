@@ -340,27 +340,19 @@ CITIES = (
     ("Орёл", 1),
 )
 
-# Titles of the demo shifts by number: finished, cancelled, started, preparing.
+# Titles of the demo shifts by number: finished (a two-week pilot), cancelled, started, preparing.
 SHIFT_TITLES = (
-    "Умею жить",
+    "Умею жить: пробная смена",
     "Домашние дела",
-    "Умею жить — 2",
+    "Умею жить",
     "Сам себе помощник",
 )
 
+# The shifts' final message, with the placeholders of app.final_message.
 FINAL_MESSAGE = (
-    "Смена закончилась! Спасибо, что каждый день выполняли задания. "
-    "Скоро мы подведём итоги и наградим самых активных участников."
+    "{name}, смена «{shift}» закончилась! Спасибо, что каждый день выполнял(а) задания: "
+    "у тебя {balance}. Скоро мы подведём итоги и наградим самых активных участников."
 )
-
-REQUEST_DECLINE_REASONS = (
-    "К сожалению, все места в смене уже заняты",
-    "Не удалось связаться с родителями по указанному телефону",
-    "Возраст участника не подходит для этой смены",
-    "Заявка отправлена повторно по ошибке",
-)
-
-CANCELLED_REASON = "Смена отменена"
 
 # The demo logins printed after seeding. Fixed on purpose: the demo is local and throwaway.
 ADMIN = {
@@ -375,11 +367,11 @@ EXPERT = {
     "name": "Ольга",
     "surname": "Кузнецова",
 }
-# More curators so the staff list and "who decided" have variety; they get unusable passwords.
-OTHER_STAFF = (
-    {"email": "psy.marina@lomaya.local", "name": "Марина", "surname": "Лебедева", "blocked": False},
-    {"email": "igor.pavlov@lomaya.local", "name": "Игорь", "surname": "Павлов", "blocked": True},
-)
+# One more curator, so "who decided" has variety; she decided in the pilot shift and left before
+# the running one (blocked). Her password is unusable: the account is there to be looked at.
+CURATOR = {"email": "psy.marina@lomaya.local", "name": "Марина", "surname": "Лебедева"}
+# Invited a few hours ago and not signed up yet: the staff page shows an open invitation.
+INVITED = {"email": "svetlana.morozova@lomaya.local", "name": "Светлана", "surname": "Морозова"}
 
 
 def feminine_surname(surname: str) -> str:

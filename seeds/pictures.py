@@ -5,6 +5,12 @@ scene, colours, layout, lighting and caption, so a page of thumbnails looks like
 photos and the perceptual hashes of unrelated photos are far apart (only the deliberate near
 duplicates are close). Everything is built from a few C-level Pillow primitives — no per-pixel
 Python loops — so hundreds of photos take seconds.
+
+Scenes are laid out in the units of an 800×600 picture (`BASE_SIZE`) and drawn at `PHOTO_SIZE`
+through `Canvas`, which scales every coordinate: a smaller photo costs less to draw and to store,
+and looks the same. Drawing is deterministic — the same arguments give the same bytes — which is
+what makes exact duplicates and the picture cache (`seeds.painter`) possible; change
+`PICTURES_VERSION` whenever a change here changes the pictures, so cached ones are drawn again.
 """
 
 from __future__ import annotations
@@ -15,11 +21,17 @@ import random
 import subprocess
 import textwrap
 from pathlib import Path
+from typing import Any
 
-from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-PHOTO_SIZE = (800, 600)
-TASK_SIZE = (640, 480)
+PICTURES_VERSION = 3  # part of the cache key: bump it when the drawings change
+BASE_SIZE = (800, 600)  # the units scenes are laid out in
+PHOTO_SIZE = (640, 480)  # a report photo still in the queue (a moderate phone photo)
+SMALL_PHOTO_SIZE = (400, 300)  # an older one: below thumbnail size, so storing it is cheap
+TASK_BASE_SIZE = (640, 480)  # the units a task picture is laid out in
+TASK_SIZE = (480, 360)  # what it is drawn at
+STAND_IN_SIZE = (40, 30)  # the old shift's photos, deleted by the retention job (see seeds.fill)
 
 Color = tuple[int, int, int]
 Box = tuple[float, float, float, float]
@@ -36,6 +48,66 @@ _FONT_CANDIDATES = (
 )
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+class Canvas:
+    """`ImageDraw` in `BASE_SIZE` units, drawn at `scale`: scenes are laid out once, drawn at any size."""
+
+    def __init__(self, image: Image.Image, scale: float = 1.0) -> None:
+        self.draw = ImageDraw.Draw(image)
+        self.scale = scale
+
+    def _xy(self, xy: Any) -> Any:
+        s = self.scale
+        if s == 1.0:
+            return xy
+        if xy and isinstance(xy[0], tuple | list):
+            return [(x * s, y * s) for x, y in xy]
+        return [v * s for v in xy]
+
+    def _width(self, width: float) -> int:
+        return max(1, round(width * self.scale))
+
+    def rectangle(self, xy: Any, fill: Any = None, outline: Any = None, width: float = 1) -> None:
+        self.draw.rectangle(self._xy(xy), fill=fill, outline=outline, width=self._width(width))
+
+    def rounded_rectangle(
+        self, xy: Any, radius: float = 0, fill: Any = None, outline: Any = None, width: float = 1
+    ) -> None:
+        self.draw.rounded_rectangle(
+            self._xy(xy),
+            radius=radius * self.scale,
+            fill=fill,
+            outline=outline,
+            width=self._width(width),
+        )
+
+    def ellipse(self, xy: Any, fill: Any = None, outline: Any = None, width: float = 1) -> None:
+        self.draw.ellipse(self._xy(xy), fill=fill, outline=outline, width=self._width(width))
+
+    def line(self, xy: Any, fill: Any = None, width: float = 1) -> None:
+        self.draw.line(self._xy(xy), fill=fill, width=self._width(width))
+
+    def polygon(self, xy: Any, fill: Any = None) -> None:
+        self.draw.polygon(self._xy(xy), fill=fill)
+
+    def arc(self, xy: Any, start: float, end: float, fill: Any = None, width: float = 1) -> None:
+        self.draw.arc(self._xy(xy), start, end, fill=fill, width=self._width(width))
+
+    def chord(self, xy: Any, start: float, end: float, fill: Any = None) -> None:
+        self.draw.chord(self._xy(xy), start, end, fill=fill)
+
+    def text(self, xy: tuple[float, float], text: str, size: int, fill: Color) -> None:
+        """Russian text of `size` (base units); without a Cyrillic font only the digits are kept
+        (e.g. the day number)."""
+        scaled = max(6, round(size * self.scale))
+        font = cyrillic_font(scaled)
+        if font is None:
+            text = "".join(ch for ch in text if ch.isdigit() or ch == " ").strip()
+            if not text:
+                return
+            font = ImageFont.load_default(size=scaled)
+        self.draw.text(self._xy(xy), text, font=font, fill=fill)
 
 
 @functools.cache
@@ -77,19 +149,6 @@ def cyrillic_font(size: int) -> Font | None:
     if font is None:
         font = ImageFont.load_default(size=size)
     return font if _renders_cyrillic(font) else None
-
-
-def _draw_text(
-    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: int, fill: Color
-) -> None:
-    """Draw Russian text; without a Cyrillic font keep only the digits (e.g. the day number)."""
-    font = cyrillic_font(size)
-    if font is None:
-        text = "".join(ch for ch in text if ch.isdigit() or ch == " ").strip()
-        if not text:
-            return
-        font = ImageFont.load_default(size=size)
-    draw.text(xy, text, font=font, fill=fill)
 
 
 def _text_size(text: str, size: int) -> tuple[int, int]:
@@ -154,7 +213,7 @@ def _bright(rng: random.Random) -> Color:
 # --- objects: each draws into a box, so scenes and task icons can share them ---------------------
 
 
-def _window(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _window(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     sky = _jitter(
         rng, rng.choice(((150, 200, 240), (190, 210, 230), (120, 160, 210), (250, 200, 150)))
@@ -174,7 +233,7 @@ def _window(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
         d.rectangle((x1 - w, y0 - 10, x1 + 15, y1 + 20), fill=curtain)
 
 
-def _sink(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _sink(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     white = _jitter(rng, (245, 245, 245), 8)
     d.rounded_rectangle(
@@ -186,7 +245,7 @@ def _sink(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
     d.rectangle((mx - 6, y0, mx + 40, y0 + 12), fill=(170, 175, 180))
 
 
-def _plate(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _plate(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     d.ellipse(box, fill=(250, 250, 250), outline=_darker((230, 230, 230)), width=3)
     pad_x, pad_y = (x1 - x0) * 0.22, (y1 - y0) * 0.22
@@ -198,14 +257,14 @@ def _plate(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
         d.ellipse((fx, fy, fx + rng.uniform(14, 34), fy + rng.uniform(10, 22)), fill=_bright(rng))
 
 
-def _cup(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _cup(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     color = _bright(rng)
     d.rectangle((x0, y0, x1 - (x1 - x0) * 0.25, y1), fill=color)
     d.arc((x1 - (x1 - x0) * 0.45, y0 + 8, x1, y1 - 8), -90, 90, fill=color, width=6)
 
 
-def _toothbrush(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _toothbrush(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     _cup(d, (x0, y0 + (y1 - y0) * 0.45, x1, y1), rng)
     for i, dx in enumerate((0.25, 0.45)):
@@ -214,7 +273,7 @@ def _toothbrush(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
         d.rectangle((bx - 5, y0, bx + 5, y0 + 14), fill=(250, 250, 250))
 
 
-def _bed(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _bed(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     wood = _jitter(rng, rng.choice(((150, 100, 60), (200, 170, 130), (240, 240, 240))))
     d.rectangle((x0, y0, x0 + 20, y1), fill=wood)  # headboard
@@ -233,7 +292,7 @@ def _bed(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
     )
 
 
-def _flower_pot(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _flower_pot(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     w = x1 - x0
     pot = _jitter(rng, rng.choice(((190, 90, 50), (230, 230, 230), (60, 120, 170))))
@@ -255,7 +314,7 @@ def _flower_pot(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
             d.ellipse((tip[0] - 9, tip[1] - 9, tip[0] + 9, tip[1] + 9), fill=_bright(rng))
 
 
-def _door(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _door(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     wood = _jitter(rng, rng.choice(((130, 90, 60), (220, 220, 215), (90, 70, 60), (170, 130, 90))))
     d.rectangle(box, fill=wood, outline=_darker(wood), width=4)
@@ -265,7 +324,7 @@ def _door(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
     d.ellipse((x1 - 34, (y0 + y1) / 2, x1 - 20, (y0 + y1) / 2 + 14), fill=(210, 180, 60))
 
 
-def _shoes(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _shoes(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     x = x0
     while x < x1 - 60:
@@ -276,7 +335,7 @@ def _shoes(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
         x += w + rng.uniform(8, 30)
 
 
-def _bin_bag(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _bin_bag(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     color = _jitter(rng, rng.choice(((40, 40, 45), (60, 90, 160), (70, 130, 70))))
     d.ellipse((x0, y0 + (y1 - y0) * 0.2, x1, y1), fill=color)
@@ -286,7 +345,7 @@ def _bin_bag(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
     )
 
 
-def _table(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> tuple[float, float, float]:
+def _table(d: Canvas, box: Box, rng: random.Random) -> tuple[float, float, float]:
     """A table; returns (left, right, top) of its surface for things to put on it."""
     x0, y0, x1, y1 = box
     wood = _jitter(
@@ -304,7 +363,7 @@ def _table(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> tuple[float,
     return x0, x1, y0
 
 
-def _shelf(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _shelf(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     wood = _jitter(rng, (170, 125, 85))
     rows = rng.randint(2, 3)
@@ -320,7 +379,7 @@ def _shelf(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
             x += w + rng.uniform(1, 12)
 
 
-def _wardrobe(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _wardrobe(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     wood = _jitter(rng, rng.choice(((200, 170, 130), (245, 245, 240), (120, 90, 70))))
     d.rectangle(box, fill=wood, outline=_darker(wood), width=4)
@@ -330,7 +389,7 @@ def _wardrobe(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
     d.rectangle((mx + 10, (y0 + y1) / 2 - 20, mx + 16, (y0 + y1) / 2 + 20), fill=(90, 90, 90))
 
 
-def _mirror(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _mirror(d: Canvas, box: Box, rng: random.Random) -> None:
     frame = _jitter(rng, rng.choice(((200, 170, 90), (240, 240, 240), (80, 80, 85))))
     d.rounded_rectangle(box, radius=20, fill=frame)
     x0, y0, x1, y1 = box
@@ -338,7 +397,7 @@ def _mirror(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
     d.line((x0 + 30, y1 - 40, x0 + 70, y0 + 40), fill=(235, 245, 250), width=8)
 
 
-def _tiles(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _tiles(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     tile = _jitter(
         rng, rng.choice(((220, 235, 240), (245, 245, 245), (190, 215, 200), (230, 210, 230)))
@@ -352,14 +411,14 @@ def _tiles(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
         d.line((x0, y, x1, y), fill=grout, width=2)
 
 
-def _rug(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _rug(d: Canvas, box: Box, rng: random.Random) -> None:
     color = _bright(rng)
     d.ellipse(box, fill=color)
     x0, y0, x1, y1 = box
     d.ellipse((x0 + 25, y0 + 12, x1 - 25, y1 - 12), outline=_darker(color), width=6)
 
 
-def _toys(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _toys(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     for _ in range(rng.randint(2, 5)):
         s = rng.uniform(24, 60)
@@ -370,7 +429,7 @@ def _toys(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
             d.rectangle((x, y, x + s, y + s), fill=_bright(rng), outline=(40, 40, 40), width=2)
 
 
-def _shirt(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _shirt(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     w = x1 - x0
     color = _bright(rng)
@@ -397,7 +456,7 @@ def _shirt(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
         d.ellipse((x0 + w / 2 - 5, by, x0 + w / 2 + 5, by + 10), fill=(250, 250, 250))
 
 
-def _backpack(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _backpack(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     w = x1 - x0
     color = _bright(rng)
@@ -412,14 +471,14 @@ def _backpack(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
     )
 
 
-def _table_icon(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _table_icon(d: Canvas, box: Box, rng: random.Random) -> None:
     x0, y0, x1, y1 = box
     left, right, top = _table(d, (x0, (y0 + y1) / 2, x1, y1), rng)
     _plate(d, (left + 20, top - 40, left + 100, top + 5), rng)
     _cup(d, (right - 60, top - 50, right - 20, top), rng)
 
 
-def _child(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
+def _child(d: Canvas, box: Box, rng: random.Random) -> None:
     """A simple figure of the child doing the task."""
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
@@ -453,8 +512,8 @@ def _child(d: ImageDraw.ImageDraw, box: Box, rng: random.Random) -> None:
 # --- report photo scenes ----------------------------------------------------------------------------
 
 
-def _floor(d: ImageDraw.ImageDraw, rng: random.Random, horizon: float) -> None:
-    w, h = PHOTO_SIZE
+def _floor(d: Canvas, rng: random.Random, horizon: float) -> None:
+    w, h = BASE_SIZE
     floor = _jitter(rng, rng.choice(FLOORS), 20)
     d.rectangle((0, horizon, w, h), fill=floor)
     # Boards or tiles seen in perspective: lines converging to a vanishing point.
@@ -469,8 +528,8 @@ def _floor(d: ImageDraw.ImageDraw, rng: random.Random, horizon: float) -> None:
     d.rectangle((0, horizon - 6, w, horizon + 2), fill=_darker(floor, 0.7))  # skirting board
 
 
-def _kitchen(d: ImageDraw.ImageDraw, rng: random.Random, horizon: float) -> None:
-    w, _h = PHOTO_SIZE
+def _kitchen(d: Canvas, rng: random.Random, horizon: float) -> None:
+    w, _h = BASE_SIZE
     counter_top = horizon - rng.uniform(120, 170)
     tiles_top = counter_top - rng.uniform(80, 140)
     _tiles(d, (0, tiles_top, w, counter_top), rng)
@@ -497,8 +556,8 @@ def _kitchen(d: ImageDraw.ImageDraw, rng: random.Random, horizon: float) -> None
         _plate(d, (px, top - 50, px + rng.uniform(110, 160), top + 10), rng)
 
 
-def _bathroom(d: ImageDraw.ImageDraw, rng: random.Random, horizon: float) -> None:
-    w, h = PHOTO_SIZE
+def _bathroom(d: Canvas, rng: random.Random, horizon: float) -> None:
+    w, h = BASE_SIZE
     _tiles(d, (0, 0, w, horizon), rng)
     mx = rng.uniform(120, w - 320)
     _mirror(d, (mx, rng.uniform(20, 60), mx + rng.uniform(160, 220), rng.uniform(200, 260)), rng)
@@ -517,8 +576,8 @@ def _bathroom(d: ImageDraw.ImageDraw, rng: random.Random, horizon: float) -> Non
         )
 
 
-def _bedroom(d: ImageDraw.ImageDraw, rng: random.Random, horizon: float) -> None:
-    w, _h = PHOTO_SIZE
+def _bedroom(d: Canvas, rng: random.Random, horizon: float) -> None:
+    w, _h = BASE_SIZE
     if rng.random() < 0.5:  # wallpaper stripes
         stripe = _darker(_jitter(rng, rng.choice(WALLS)), 0.93)
         step = rng.randint(30, 70)
@@ -534,8 +593,8 @@ def _bedroom(d: ImageDraw.ImageDraw, rng: random.Random, horizon: float) -> None
     _rug(d, (rng.uniform(100, 400), 500, rng.uniform(500, 780), 590), rng)
 
 
-def _room(d: ImageDraw.ImageDraw, rng: random.Random, horizon: float) -> None:
-    w, _h = PHOTO_SIZE
+def _room(d: Canvas, rng: random.Random, horizon: float) -> None:
+    w, _h = BASE_SIZE
     wx = rng.uniform(30, w - 300)
     top, bottom = 40, horizon - rng.uniform(120, 180)
     _window(d, (wx, top, wx + rng.uniform(200, 280), bottom), rng)
@@ -556,8 +615,8 @@ def _room(d: ImageDraw.ImageDraw, rng: random.Random, horizon: float) -> None:
     _toys(d, (60, 480, 740, 590), rng)
 
 
-def _hall(d: ImageDraw.ImageDraw, rng: random.Random, horizon: float) -> None:
-    w, _h = PHOTO_SIZE
+def _hall(d: Canvas, rng: random.Random, horizon: float) -> None:
+    w, _h = BASE_SIZE
     dx = rng.uniform(30, w - 250)
     _door(d, (dx, horizon - rng.uniform(360, 420), dx + rng.uniform(170, 210), horizon), rng)
     hx = rng.choice(
@@ -606,36 +665,39 @@ def _lighting(image: Image.Image, rng: random.Random) -> Image.Image:
     return Image.blend(lit, noise, 0.05)
 
 
-def _caption(d: ImageDraw.ImageDraw, rng: random.Random, text: str) -> None:
+def _caption(d: Canvas, rng: random.Random, text: str) -> None:
     """A sticker in a corner with the day, as families sometimes add in a phone editor."""
     size = rng.randint(28, 40)
     tw, th = _text_size(text, size)
-    w, h = PHOTO_SIZE
+    w, h = BASE_SIZE
     x = rng.choice((20, w - tw - 50))
     y = rng.choice((20, h - th - 50))
     bg = _bright(rng)
     d.rounded_rectangle((x - 12, y - 10, x + tw + 14, y + th + 18), radius=12, fill=bg)
-    _draw_text(d, (x, y), text, size, (255, 255, 255))
+    d.text((x, y), text, size, (255, 255, 255))
 
 
-def render_photo(seed: int, scene: str, caption: str) -> Image.Image:
+def render_photo(
+    seed: int, scene: str, caption: str, size: tuple[int, int] = PHOTO_SIZE
+) -> Image.Image:
     """The report photo number `seed` of a `scene`; the same arguments give the same picture."""
     rng = random.Random(seed)
+    scale = size[0] / BASE_SIZE[0]
     wall = _jitter(rng, rng.choice(WALLS), 12)
-    image = Image.new("RGB", PHOTO_SIZE, wall)
-    d = ImageDraw.Draw(image)
+    image = Image.new("RGB", size, wall)
+    d = Canvas(image, scale)
     horizon = rng.uniform(300, 450)
     _floor(d, rng, horizon)
     _SCENES.get(scene, _room)(d, rng, horizon)
     if rng.random() < 0.75:
         cx = rng.uniform(80, 620)
-        size = rng.uniform(110, 170)
-        _child(d, (cx, horizon - size * 1.3, cx + size, horizon + size * 1.1), rng)
+        figure = rng.uniform(110, 170)
+        _child(d, (cx, horizon - figure * 1.3, cx + figure, horizon + figure * 1.1), rng)
     if rng.random() < 0.5:  # the same room seen from the other side
         image = ImageOps.mirror(image)
     image = _lighting(image, rng)
     if caption:
-        _caption(ImageDraw.Draw(image), rng, caption)
+        _caption(Canvas(image, scale), rng, caption)
     return image
 
 
@@ -645,22 +707,32 @@ def jpeg(image: Image.Image, quality: int = 82) -> bytes:
     return out.getvalue()
 
 
-def report_photo(seed: int, scene: str, caption: str) -> bytes:
+def report_photo(seed: int, scene: str, caption: str, size: tuple[int, int] = PHOTO_SIZE) -> bytes:
     """JPEG bytes of a report photo; deterministic, so the same arguments give an exact duplicate."""
-    return jpeg(render_photo(seed, scene, caption))
+    return jpeg(render_photo(seed, scene, caption, size))
 
 
-def near_duplicate(seed: int, scene: str, caption: str) -> bytes:
+def near_duplicate(
+    seed: int, scene: str, caption: str, size: tuple[int, int] = PHOTO_SIZE
+) -> bytes:
     """The same scene as `report_photo(seed, ...)`, as if re-saved by another phone.
 
-    Slightly cropped, resized, a touch brighter and at another JPEG quality: different bytes (and
-    SHA-256), nearly the same perceptual hash.
+    Smaller and at another JPEG quality: different bytes (and SHA-256), nearly the same perceptual
+    hash — well within the near-duplicate limits for every seed tried (a crop or a brighter copy
+    pushes a few over them).
     """
-    image = render_photo(seed, scene, caption)
+    image = render_photo(seed, scene, caption, size)
     w, h = image.size
-    image = image.crop((8, 6, w - 8, h - 6)).resize((w - 40, h - 30))
-    image = ImageEnhance.Brightness(image).enhance(1.04)
-    return jpeg(image, quality=64)
+    return jpeg(image.resize((w * 4 // 5, h * 4 // 5), Image.Resampling.BILINEAR), quality=70)
+
+
+def stand_in_photo(seed: int) -> bytes:
+    """A tiny, distinct JPEG: the photos of the long-finished demo shift, which exist only until the
+    retention job deletes them (seeds.fill), so drawing a scene for them would be wasted."""
+    rng = random.Random(seed)
+    w, h = STAND_IN_SIZE
+    image = Image.frombytes("RGB", (w // 4, h // 4), rng.randbytes(3 * (w // 4) * (h // 4)))
+    return jpeg(image.resize(STAND_IN_SIZE, Image.Resampling.BILINEAR), quality=70)
 
 
 _ICONS = {
@@ -688,10 +760,10 @@ _ICONS = {
 def task_picture(title: str, icon: str, index: int) -> bytes:
     """A task's picture: an icon-like object (see `_ICONS`) in a circle, and the title below."""
     rng = random.Random(1000 + index)
-    w, _h = TASK_SIZE
+    w, _h = TASK_BASE_SIZE
     background = _jitter(rng, rng.choice(WALLS), 10)
     image = Image.new("RGB", TASK_SIZE, background)
-    d = ImageDraw.Draw(image)
+    d = Canvas(image, TASK_SIZE[0] / TASK_BASE_SIZE[0])
     accent = _bright(rng)
     d.ellipse((w / 2 - 150, 30, w / 2 + 150, 330), fill=accent)
     d.ellipse((w / 2 - 135, 45, w / 2 + 135, 315), fill=(250, 250, 248))
@@ -701,6 +773,6 @@ def task_picture(title: str, icon: str, index: int) -> bytes:
     y = 350 if len(lines) == 1 else 340
     for line in lines:
         tw, th = _text_size(line, size)
-        _draw_text(d, ((w - tw) / 2, y), line, size, _darker(accent, 0.6))
+        d.text(((w - tw) / 2, y), line, size, _darker(accent, 0.6))
         y += th + 12
     return jpeg(image, quality=92)
