@@ -15,7 +15,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import audit, clock, consent, media, pauses, storage
+from app import audit, clock, consent, media, pause_days, storage
 from app.errors import FormErrors, MissingObject
 from app.models import (
     Application,
@@ -241,7 +241,7 @@ class CalendarDay:
     day_number: int
     date: date
     # A ReportStatus value, or "none" (no report: the day has not come or was before joining);
-    # "paused" also for a day a pause covers that has no photo (pauses.shown_status).
+    # "paused" also for a day a pause covers that has no photo (pause_days.shown_status).
     status: str
     task_title: str
     attempts: int
@@ -280,7 +280,7 @@ def calendar(session: Session, member: Member, shift: Shift) -> list[CalendarDay
             )
         ).all()
     )
-    paused = pauses.paused_days(pauses.of_member(session, member.id))  # type: ignore[arg-type]
+    paused = pause_days.paused_days(pause_days.of_member(session, member.id))  # type: ignore[arg-type]
     days = []
     for n in range(1, shift.length_days + 1):
         report = reports.get(n)
@@ -289,7 +289,7 @@ def calendar(session: Session, member: Member, shift: Shift) -> list[CalendarDay
             CalendarDay(
                 n,
                 day,
-                pauses.shown_status(report.status.value if report else "none", day in paused),
+                pause_days.shown_status(report.status.value if report else "none", day in paused),
                 titles.get(report.task_id, "") if report else "",
                 report.photo_count if report else 0,
                 photos.get(report.id, []) if report else [],  # type: ignore[arg-type]
@@ -456,7 +456,7 @@ def _memberships(
             reports.append({**_row(report, REPORT_FIELDS), "photos": names})
         paused = [
             _row(p, ["first_day", "last_day", "reason", "cancelled"])
-            for p in pauses.of_member(session, member.id)  # type: ignore[arg-type]
+            for p in pause_days.of_member(session, member.id)  # type: ignore[arg-type]
         ]
         result.append(
             {

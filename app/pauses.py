@@ -7,7 +7,8 @@ never count toward exclusion: a paused day is a day on which the member was not 
 breaks a chain of skipped days (see docs/schedule.md). Everything here is a plain function taking
 a session; nothing commits. Pausing and ending a pause are audited and the family is told kindly.
 
-Dates are report days (app.days): "today" is the report day open now.
+Dates are report days (app.days): "today" is the report day open now. Which days are paused — the
+SQL conditions the jobs use and what calendars show — is `app.pause_days`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import audit, clock, days, outbox
+from app import audit, clock, days, outbox, pause_days
 from app.errors import FormErrors
 from app.models import (
     Member,
@@ -37,70 +38,6 @@ from app.text import fmt_date
 
 REASON_MAX = 300
 PAUSABLE = (ShiftStatus.preparing, ShiftStatus.started)
-_pause = MemberPause.__table__  # type: ignore[attr-defined]
-
-
-def covering(member_id: Any, day: Any) -> Any:
-    """SQL: the member has a pause covering `day`, for a day that differs from row to row (a
-    correlated EXISTS, probed through ix_member_pause_member_days). For one fixed day prefer
-    `member_id IN paused_on(day)`: an uncorrelated subquery, hashed once, whatever the planner
-    believes about the outer rows (a fresh day's reports are not in its statistics yet)."""
-    return sa.exists().where(
-        _pause.c.member_id == member_id,
-        _pause.c.cancelled == sa.false(),
-        _pause.c.first_day <= day,
-        _pause.c.last_day >= day,
-    )
-
-
-def paused_between(first: date, last: date) -> Any:
-    """SQL: the ids of members with a pause covering any day from `first` to `last`."""
-    return sa.select(_pause.c.member_id).where(
-        _pause.c.cancelled == sa.false(),
-        _pause.c.first_day <= last,
-        _pause.c.last_day >= first,
-    )
-
-
-def paused_on(day: date) -> Any:
-    """SQL: the ids of members with a pause covering `day`."""
-    return paused_between(day, day)
-
-
-def of_member(session: Session, member_id: int) -> list[MemberPause]:
-    """All pauses of a member (cancelled ones too), earliest first."""
-    return list(
-        session.exec(
-            select(MemberPause)
-            .where(col(MemberPause.member_id) == member_id)
-            .order_by(col(MemberPause.first_day), col(MemberPause.id))
-        ).all()
-    )
-
-
-def paused_days(pauses: list[MemberPause]) -> set[date]:
-    """The days the (not cancelled) pauses cover."""
-    covered: set[date] = set()
-    for pause in pauses:
-        if pause.cancelled:
-            continue
-        day = pause.first_day
-        while day <= pause.last_day:
-            covered.add(day)
-            day += timedelta(days=1)
-    return covered
-
-
-def is_paused(session: Session, member_id: int, day: date) -> bool:
-    return bool(session.execute(sa.select(covering(member_id, day))).scalar())
-
-
-def shown_status(status: str, paused: bool) -> str:
-    """What a calendar shows for a day: a paused day without a photo is "paused" (a photo sent
-    anyway keeps its own status: the child's effort counts)."""
-    if paused and status in ("none", "future", "waiting", "skipped", "paused"):
-        return "paused"
-    return status
 
 
 @dataclass(frozen=True)
@@ -116,7 +53,7 @@ class Row:
 
 def rows(session: Session, member_id: int) -> list[Row]:
     today = days.report_day(clock.now())
-    found = of_member(session, member_id)
+    found = pause_days.of_member(session, member_id)
     staff_ids = {p.created_by_id for p in found} | {p.ended_by_id for p in found}
     names = {
         staff_id: f"{name} {surname}".strip()

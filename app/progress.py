@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import clock, days, pauses
+from app import clock, days, pause_days
 from app.models import (
     Member,
     MemberPause,
@@ -154,8 +154,8 @@ def find(session: Session, telegram_id: int) -> Progress | None:
             ).where(col(Report.member_id) == member.id)
         ).all()
     }
-    member_pauses = pauses.of_member(session, member.id)
-    paused = pauses.paused_days(member_pauses)
+    member_pauses = pause_days.of_member(session, member.id)
+    paused = pause_days.paused_days(member_pauses)
     today = days.report_day(clock.now())
     number = days.day_number(shift, today)
     in_shift = 1 <= number <= shift.length_days
@@ -170,7 +170,7 @@ def find(session: Session, telegram_id: int) -> Progress | None:
             status = _value(report.status)
         else:
             status = "future" if day > today else "none"
-        status = pauses.shown_status(status, day in paused)
+        status = pause_days.shown_status(status, day in paused)
         calendar.append(
             Day(
                 n,

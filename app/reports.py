@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import clock, pauses
+from app import clock, pause_days
 from app.days import report_day
 from app.models import Member, Report, ReportStatus
 
@@ -38,7 +38,7 @@ def ask_skip(session: Session, member: Member) -> tuple[str, Report | None]:
 
 def _paused(session: Session, report: Report) -> bool:
     """Today is inside a pause: nothing to skip (the day never counts as missed)."""
-    return report.status == ReportStatus.paused or pauses.is_paused(
+    return report.status == ReportStatus.paused or pause_days.is_paused(
         session, report.member_id, report.task_date
     )
 

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import days, final_message, outbox, pauses
+from app import days, final_message, outbox, pause_days
 from app.db import dialect_insert
 from app.members import balances
 from app.models import (
@@ -135,7 +135,7 @@ def _skip_overdue(session: Session, shift_id: int, day: date, now: datetime) -> 
     """Reports of this shift for days before `day` still waiting: their deadline has passed. A day
     inside a pause (set after that day's task had gone out) becomes `paused`, not `skipped`."""
     closed = sa.case(
-        (pauses.covering(_report.c.member_id, _report.c.task_date), ReportStatus.paused.value),
+        (pause_days.covering(_report.c.member_id, _report.c.task_date), ReportStatus.paused.value),
         else_=ReportStatus.skipped.value,
     )
     result = session.execute(
@@ -188,7 +188,7 @@ def _exclude(session: Session, shift: Shift, day: date, now: datetime) -> int:
             # A pause within the window breaks the chain (its days are `paused`, not skipped; a
             # day skipped before its pause was set counts as paused too).
             _member.c.id.not_in(
-                pauses.paused_between(
+                pause_days.paused_between(
                     days.shift_date(shift, min(last_days)), days.shift_date(shift, today_number - 1)
                 )
             ),
@@ -274,7 +274,7 @@ def _create_reports(
     has none yet — waiting, or `paused` for a member whose pause covers the day (no task then)."""
     status_type = _report.c.status.type
     status = sa.case(
-        (_member.c.id.in_(pauses.paused_on(day)), ReportStatus.paused.value),
+        (_member.c.id.in_(pause_days.paused_on(day)), ReportStatus.paused.value),
         else_=ReportStatus.waiting.value,
     )
     source = sa.select(
@@ -456,7 +456,7 @@ def reminder(session: Session, now: datetime, *, late_ok: bool = False) -> dict[
             _report.c.status == ReportStatus.waiting,
             _member.c.status == MemberStatus.active,
             _shift.c.status.in_([ShiftStatus.started, ShiftStatus.finishing]),
-            _report.c.member_id.not_in(pauses.paused_on(day)),
+            _report.c.member_id.not_in(pause_days.paused_on(day)),
             _reachable(),
         )
     ).all()

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from app import clock, pauses, results, schedule
+from app import clock, pause_days, pauses, results, schedule
 from app.db import session_scope
 from app.models import (
     AuditEvent,
@@ -259,7 +259,7 @@ def test_a_pause_that_has_not_begun_is_cancelled(admin_client, db, running):
     db.expire_all()
     row = db.get(MemberPause, later.id)
     assert row.cancelled and row.last_day == D + timedelta(days=6)
-    assert not pauses.is_paused(db, member.id, D + timedelta(days=5))
+    assert not pause_days.is_paused(db, member.id, D + timedelta(days=5))
     [told] = messages(db, "member_resumed")
     assert "отменили" in told.payload["text"] and "как обычно" in told.payload["text"]
     actions = db.exec(select(AuditEvent.action).order_by(col(AuditEvent.id))).all()
