@@ -1,4 +1,4 @@
-"""Pauses (issue 14.4): a member paused for a range of days — illness, holidays.
+"""Pauses (product.md §6a): a member paused for a range of days — illness, holidays.
 
 On a paused day the daily job gives the member a `paused` report instead of a waiting one, so no task
 message and no reminder go out, and a waiting report whose day turns out paused (the pause was set

@@ -1,4 +1,4 @@
-"""A family's progress in the shift (issue 14.3), for the «Мой прогресс» WebApp page.
+"""A family's progress in the shift (product.md §6a), for the «Мой прогресс» WebApp page.
 
 One function, `find`, builds everything the page shows for the Telegram user the signed initData
 names: the shift calendar with each day's outcome ("пауза" for paused days), the balance of
