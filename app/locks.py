@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -60,6 +61,7 @@ class AdvisoryLock:
         self.role = role
         self.postgres = engine.dialect.name == "postgresql"
         self._conn: Connection | None = None
+        self._standing_by = False
 
     @property
     def name(self) -> str:
@@ -91,6 +93,24 @@ class AdvisoryLock:
                 log.debug("%s refused", statement)
         self._conn = conn
         return True
+
+    def take_turn(self, stop: threading.Event, standby_note: str) -> bool:
+        """One try at the role for a loop that plays it: True when this process holds the lock.
+        Otherwise (taken by another process, or the database does not answer) logs `standby_note`
+        once per spell of standing by, waits STANDBY_SECONDS or until `stop`, and says False."""
+        try:
+            leading = self.acquire()
+        except Exception as exc:  # the database is down: try again shortly
+            log.warning("the %s lock: no answer (%s); retrying", self.role, type(exc).__name__)
+            leading = False
+        if leading:
+            self._standing_by = False
+            return True
+        if not self._standing_by:
+            log.info(standby_note)
+            self._standing_by = True
+        stop.wait(STANDBY_SECONDS)
+        return False
 
     def held(self) -> bool:
         """Whether this process still holds the lock: its session still answers and still holds

@@ -190,27 +190,22 @@ class S3Storage:
             "request_checksum_calculation": "when_required",
             "response_checksum_validation": "when_required",
         }
+
+        def client(timeout: float | None, attempts: int) -> Any:
+            return session.client(
+                "s3",
+                endpoint_url=config.endpoint_url,
+                config=Config(
+                    connect_timeout=timeout or CONNECT_TIMEOUT,
+                    read_timeout=timeout or READ_TIMEOUT,
+                    retries={"max_attempts": attempts, "mode": "standard"},
+                    **common,
+                ),
+            )
+
         # Clients are thread-safe: one for the app's requests, one for health probes.
-        self.client = session.client(
-            "s3",
-            endpoint_url=config.endpoint_url,
-            config=Config(
-                connect_timeout=CONNECT_TIMEOUT,
-                read_timeout=READ_TIMEOUT,
-                retries={"max_attempts": RETRIES, "mode": "standard"},
-                **common,
-            ),
-        )
-        self.health_client = session.client(
-            "s3",
-            endpoint_url=config.endpoint_url,
-            config=Config(
-                connect_timeout=HEALTH_TIMEOUT,
-                read_timeout=HEALTH_TIMEOUT,
-                retries={"max_attempts": 1, "mode": "standard"},
-                **common,
-            ),
-        )
+        self.client = client(None, RETRIES)
+        self.health_client = client(HEALTH_TIMEOUT, 1)
 
     def object_key(self, key: str) -> str:
         return self.prefix + check_key(key)

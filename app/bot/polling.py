@@ -85,21 +85,11 @@ def run_polling(
     deleted), or when one is set later; True when stopped."""
     bot = handlers.dispatcher(settings)
     lock = locks.AdvisoryLock(get_engine(settings), "poller")
-    standing_by = False
+    note = "bot polling: another process polls; this one stands by"
     try:
         while not stop.is_set():
-            try:
-                leading = lock.acquire()
-            except Exception as exc:  # the database is down: try again shortly
-                log.warning("polling: no lock (%s); retrying", type(exc).__name__)
-                leading = False
-            if not leading:
-                if not standing_by:
-                    log.info("bot polling: another process polls; this one stands by")
-                    standing_by = True
-                stop.wait(locks.STANDBY_SECONDS)
+            if not lock.take_turn(stop, note):
                 continue
-            standing_by = False
             try:
                 allowed = may_poll(bot, force)
             except NETWORK_ERRORS as exc:

@@ -73,7 +73,7 @@ from app import clock, storage
 from app.bot.client import PROGRESS_BUTTON, get_bot, progress_web_app
 from app.db import get_engine, is_postgres, session_scope
 from app.errors import MissingObject
-from app.locks import STANDBY_SECONDS, AdvisoryLock
+from app.locks import AdvisoryLock
 from app.models import OutboxStatus, OutgoingMessage, Participant, Task
 from app.settings import Settings, get_settings
 
@@ -546,22 +546,11 @@ class Sender:
     def run(self, stop: threading.Event, idle_seconds: float = 0.2) -> None:
         """Send until `stop`, while this process holds the sender lock; stand by otherwise."""
         lock = AdvisoryLock(self.engine, "sender")
-        standing_by = False
+        note = "outbox sender: another process sends; this one stands by"
         try:
             while not stop.is_set():
-                try:
-                    leading = lock.acquire()
-                except Exception as exc:  # the database is down: try again shortly
-                    log.warning("outbox sender: no lock (%s); retrying", type(exc).__name__)
-                    leading = False
-                if leading:
-                    standing_by = False
+                if lock.take_turn(stop, note):
                     self._lead(lock, stop, idle_seconds)
-                    continue
-                if not standing_by:
-                    log.info("outbox sender: another process sends; this one stands by")
-                    standing_by = True
-                stop.wait(STANDBY_SECONDS)
         finally:
             self.pool.shutdown(wait=True)  # the calls in flight finish before the lock goes
             lock.release()
