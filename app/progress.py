@@ -142,18 +142,7 @@ def find(session: Session, telegram_id: int) -> Progress | None:
         return None
     member, shift = found
     assert member.id is not None and shift.id is not None
-    reports = {
-        r.day_number: r
-        for r in session.execute(
-            sa.select(
-                col(Report.day_number),
-                col(Report.status),
-                col(Report.task_id),
-                col(Report.photo_count),
-                col(Report.decline_reason),
-            ).where(col(Report.member_id) == member.id)
-        ).all()
-    }
+    reports = _reports(session, member.id)
     member_pauses = pause_days.of_member(session, member.id)
     paused = pause_days.paused_days(member_pauses)
     today = days.report_day(clock.now())
@@ -162,25 +151,7 @@ def find(session: Session, telegram_id: int) -> Progress | None:
     today_task = _today_task_id(session, shift, number, reports) if in_shift else None
     titles = _titles(session, {r.task_id for r in reports.values()} | {today_task or 0})
 
-    calendar = []
-    for n in range(1, shift.length_days + 1):
-        day = days.shift_date(shift, n)
-        report = reports.get(n)
-        if report is not None:
-            status = _value(report.status)
-        else:
-            status = "future" if day > today else "none"
-        status = pause_days.shown_status(status, day in paused)
-        calendar.append(
-            Day(
-                n,
-                day,
-                status,
-                n == number,
-                titles.get(report.task_id, "") if report else "",
-                _reason(report) if status == "declined" else None,
-            )
-        )
+    calendar = _calendar(shift, reports, paused, titles, today, number)
     balance = sum(1 for r in reports.values() if _value(r.status) == "approved")
     pause = _current_pause(member_pauses, today)
     return Progress(
@@ -201,6 +172,51 @@ def find(session: Session, telegram_id: int) -> Progress | None:
         pause=pause,
         pause_now=pause is not None and pause.first_day <= today,
     )
+
+
+def _reports(session: Session, member_id: int) -> dict[int, Any]:
+    """The member's reports by day number (only the columns the page shows)."""
+    rows = session.execute(
+        sa.select(
+            col(Report.day_number),
+            col(Report.status),
+            col(Report.task_id),
+            col(Report.photo_count),
+            col(Report.decline_reason),
+        ).where(col(Report.member_id) == member_id)
+    ).all()
+    return {r.day_number: r for r in rows}
+
+
+def _calendar(
+    shift: Shift,
+    reports: dict[int, Any],
+    paused: set[date],
+    titles: dict[int, str],
+    today: date,
+    number: int,
+) -> list[Day]:
+    """Every day of the shift with its outcome ("future" for days still to come)."""
+    calendar = []
+    for n in range(1, shift.length_days + 1):
+        day = days.shift_date(shift, n)
+        report = reports.get(n)
+        if report is not None:
+            status = _value(report.status)
+        else:
+            status = "future" if day > today else "none"
+        status = pause_days.shown_status(status, day in paused)
+        calendar.append(
+            Day(
+                n,
+                day,
+                status,
+                n == number,
+                titles.get(report.task_id, "") if report else "",
+                _reason(report) if status == "declined" else None,
+            )
+        )
+    return calendar
 
 
 def _reason(report: Any) -> str | None:

@@ -180,15 +180,16 @@ def find_token(session: Session, secret: str) -> StaffToken | None:
     return token
 
 
+LINK_GONE = "Ссылка больше не действует. Попросите администратора прислать новую."
+
+
 def accept(
     session: Session, secret: str, password: str, password2: str, name: str = "", surname: str = ""
 ) -> Staff:
     """Use a link: create the invited account, or set the new password. Single use, guarded."""
     token = find_token(session, secret)
     if token is None:
-        raise FormErrors(
-            {"": "Ссылка больше не действует. Попросите администратора прислать новую."}
-        )
+        raise FormErrors({"": LINK_GONE})
     errors: dict[str, str] = {}
     problem = password_problem(password, token.email)
     if problem:
@@ -203,6 +204,21 @@ def accept(
         _check_names(name, surname, errors)
     if errors:
         raise FormErrors(errors)
+    _use_token(session, token)
+    if token.purpose == TokenPurpose.invite:
+        return _create_invited(session, token, name, surname, password)
+    account = session.get(Staff, token.staff_id)
+    if account is None:
+        raise FormErrors({"": "Сотрудник не найден."})
+    account.password_hash = hash_password(password)
+    end_all_sessions(session, account.id)  # whoever knew the old password is signed out
+    session.add(account)
+    audit.record(session, account, "staff.password_reset", "staff", account.id)
+    return account
+
+
+def _use_token(session: Session, token: StaffToken) -> None:
+    """Mark the link used; a guarded UPDATE, so of two clicks at once only one goes on."""
     used = session.execute(
         sa.update(StaffToken)
         .where(
@@ -213,39 +229,33 @@ def accept(
         .values(used_at=clock.now())
     )
     if not used.rowcount:  # type: ignore[attr-defined]
-        raise FormErrors(
-            {"": "Ссылка больше не действует. Попросите администратора прислать новую."}
-        )
-    if token.purpose == TokenPurpose.invite:
-        if session.exec(select(Staff.id).where(Staff.email == token.email)).first() is not None:
-            raise FormErrors({"": "Сотрудник с такой почтой уже есть. Войдите со своим паролем."})
-        staff = Staff(
-            email=token.email,
-            name=name,
-            surname=surname,
-            role=token.role,
-            password_hash=hash_password(password),
-        )
-        session.add(staff)
-        session.flush()
-        audit.record(
-            session,
-            staff,
-            "staff.create",
-            "staff",
-            staff.id,
-            None,
-            {"email": staff.email, "role": staff.role},
-        )
-        return staff
-    account = session.get(Staff, token.staff_id)
-    if account is None:
-        raise FormErrors({"": "Сотрудник не найден."})
-    account.password_hash = hash_password(password)
-    end_all_sessions(session, account.id)  # whoever knew the old password is signed out
-    session.add(account)
-    audit.record(session, account, "staff.password_reset", "staff", account.id)
-    return account
+        raise FormErrors({"": LINK_GONE})
+
+
+def _create_invited(
+    session: Session, token: StaffToken, name: str, surname: str, password: str
+) -> Staff:
+    if session.exec(select(Staff.id).where(Staff.email == token.email)).first() is not None:
+        raise FormErrors({"": "Сотрудник с такой почтой уже есть. Войдите со своим паролем."})
+    staff = Staff(
+        email=token.email,
+        name=name,
+        surname=surname,
+        role=token.role,
+        password_hash=hash_password(password),
+    )
+    session.add(staff)
+    session.flush()
+    audit.record(
+        session,
+        staff,
+        "staff.create",
+        "staff",
+        staff.id,
+        None,
+        {"email": staff.email, "role": staff.role},
+    )
+    return staff
 
 
 def _active_admins(session: Session) -> int:
