@@ -130,15 +130,6 @@ def dialect_insert(session: Session, table: sa.Table) -> Any:
     return sqlite_insert(table)
 
 
-def is_postgres(session_or_engine: Session | Engine) -> bool:
-    bind = (
-        session_or_engine.get_bind()
-        if isinstance(session_or_engine, Session)
-        else session_or_engine
-    )
-    return bind.dialect.name == "postgresql"
-
-
 def seconds_between(session: Session, later: Any, earlier: Any) -> Any:
     """SQL for the seconds from `earlier` to `later` (two timestamp columns), as a number.
 
@@ -147,3 +138,12 @@ def seconds_between(session: Session, later: Any, earlier: Any) -> Any:
     if is_postgres(session):
         return sa.extract("epoch", later - earlier)
     return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
+
+
+def is_postgres(session_or_engine: Session | Engine) -> bool:
+    bind = (
+        session_or_engine.get_bind()
+        if isinstance(session_or_engine, Session)
+        else session_or_engine
+    )
+    return bind.dialect.name == "postgresql"
