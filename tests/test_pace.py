@@ -12,12 +12,14 @@ from datetime import date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from starlette.testclient import TestClient
 
 from app import clock, moderation, pace, photos
 from app.db import session_scope
-from app.models import Report, ReportStatus, Staff
+from app.models import Report, ReportStatus, Staff, StaffRole
 from app.settings import get_settings
 from tests import factories
+from tests.conftest import login
 
 WEDNESDAY = date(2026, 11, 25)
 REASON = "Не видно задания на фото"
@@ -73,6 +75,9 @@ class History:
 @pytest.fixture
 def week(db, admin, expert):
     """Anna (the expert) and the administrator decide through the week; Wednesday, 12:00 now."""
+    admin.name, admin.surname = "Борис", "Админов"
+    db.add(admin)
+    db.commit()
     h = History(db)
     # Last week: Friday, and Sunday ten minutes before the week begins — neither counts.
     h.decide(expert, local(day(-5), 14))
@@ -145,6 +150,69 @@ def test_next_monday_starts_a_new_week(db, week, expert):
     with session_scope() as session:
         anna = pace.of(session, expert.id)
     assert (anna.today, anna.week, anna.median_seconds, anna.declined_percent) == (0, 0, None, None)
+
+
+def test_a_new_curator_has_kind_empty_numbers(db, client, week):
+    newcomer = factories.make_staff(db, email="new@example.org", name="Оля", surname="Новикова")
+    with session_scope() as session:
+        fresh = pace.of(session, newcomer.id)
+    assert fresh == pace.Pace(newcomer.id, "Оля Новикова", 0, 0, 0, None)
+    assert fresh.declined_percent is None
+    assert login(client, newcomer).status_code == 303
+    page = " ".join(client.get("/profile").text.split())
+    assert "На этой неделе вы ещё не проверяли фото" in page
+    page = " ".join(client.get("/").text.split())
+    assert "На этой неделе вы ещё не проверяли фото" in page
+
+
+def _pace_section(html: str) -> str:
+    start = html.index('class="pace"')
+    return " ".join(html[start : html.index("</section>", start)].split())
+
+
+def test_a_curator_sees_their_own_pace_on_the_profile_and_the_start_page(
+    expert_client, week, admin
+):
+    for path in ("/profile", "/"):
+        section = _pace_section(expert_client.get(path).text)
+        assert "Ваш темп" in section
+        assert "Сегодня</dt> <dd>5 решений</dd>" in section
+        assert "9 решений" in section
+        assert "20 секунд" in section
+        assert "22 % — 2 из 9" in section
+        assert admin.full_name not in section  # nobody else's line
+
+
+def test_an_administrator_sees_the_team_on_the_start_page(admin_client, week, admin, expert):
+    section = _pace_section(admin_client.get("/").text)
+    assert "Темп команды" in section
+    anna = f'<a href="/staff/{expert.id}/pace">{expert.full_name}</a>'
+    assert f"{anna}</td> <td>5</td> <td>9</td> <td>20</td> <td>22 %</td>" in section
+    assert "<td>3</td> <td>3</td> <td>7</td> <td>33 %</td>" in section
+
+
+def test_an_administrator_opens_a_curators_pace(admin_client, week, expert):
+    assert f'href="/staff/{expert.id}/pace"' in admin_client.get("/staff").text
+    page = admin_client.get(f"/staff/{expert.id}/pace")
+    assert page.status_code == 200
+    section = _pace_section(page.text)
+    assert f"Темп: {expert.full_name}" in section and "20 секунд" in section
+    assert admin_client.get("/staff/999999/pace").status_code == 404
+
+
+def test_a_curator_cannot_see_anothers_pace(app, db, week, admin, expert):
+    other = factories.make_staff(
+        db, email="other@example.org", role=StaffRole.expert, name="Вера", surname="Другова"
+    )
+    with TestClient(app, base_url="http://testserver") as client:
+        assert login(client, other).status_code == 303
+        for target in (expert.id, admin.id, other.id):
+            page = client.get(f"/staff/{target}/pace")
+            assert page.status_code == 403 and "Нет доступа" in page.text
+        # Their own is on the profile and the start page, and nobody else's is there.
+        for path in ("/profile", "/"):
+            section = _pace_section(client.get(path).text)
+            assert expert.full_name not in section and "Темп команды" not in section
 
 
 def test_the_team_is_one_statement_however_many_curators(db, engine, admin):
