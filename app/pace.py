@@ -15,11 +15,14 @@ in the gap to the next one: that photo took that long.
 
 "Today" starts at local midnight (TIME_ZONE); "this week" at local midnight on Monday.
 
-Indexes: the audit log has no index on time. This week's decisions are found through the report
-queue index (reports whose latest photo came since Monday minus RECENT_DAYS — a photo waits hours,
-not days), then through the audit log's index by object; a decision this week on a photo that had
-waited longer than RECENT_DAYS is not counted. The median is computed in SQL (row_number and count
-over each person's gaps), so the answer is one row per person however busy the week was.
+Indexes: the audit log has no index on time. This week's events are bounded twice — by the report
+queue index (reports whose latest photo came since Monday minus RECENT_DAYS: a photo waits hours,
+not days; a decision on a photo that had waited longer is not counted) and by `at` — and PostgreSQL
+picks the cheaper of probing the audit log's index by object for each of those reports or scanning
+the log (measured: 54 ms for 600,000 reports and 660,000 audit events). The scan grows with the
+whole log; an index on `audit_event (at)` would bound it by the week (a migration, not made here).
+The median is computed in SQL (row_number and count over each person's gaps), so the answer is one
+row per person however busy the week was.
 """
 
 from __future__ import annotations
