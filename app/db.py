@@ -130,6 +130,16 @@ def dialect_insert(session: Session, table: sa.Table) -> Any:
     return sqlite_insert(table)
 
 
+def seconds_between(session: Session, later: Any, earlier: Any) -> Any:
+    """SQL for the seconds from `earlier` to `later` (two timestamp columns), as a number.
+
+    PostgreSQL subtracts timestamps; SQLite keeps them as text, which `julianday` reads (in days,
+    with the fraction of a second)."""
+    if is_postgres(session):
+        return sa.extract("epoch", later - earlier)
+    return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
+
+
 def is_postgres(session_or_engine: Session | Engine) -> bool:
     bind = (
         session_or_engine.get_bind()

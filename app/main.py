@@ -116,6 +116,7 @@ def routes() -> list:
         Route("/staff/{staff_id:int}/role", staff_views.staff_role, methods=["POST"]),
         Route("/staff/{staff_id:int}/block", staff_views.staff_block, methods=["POST"]),
         Route("/staff/{staff_id:int}/reset", staff_views.staff_reset, methods=["POST"]),
+        Route("/staff/{staff_id:int}/pace", staff_views.staff_pace),
         Route("/invite/{secret}", staff_views.invite_accept, methods=["GET", "POST"]),
         Route("/profile", staff_views.profile, methods=["GET", "POST"]),
         Route("/profile/password", staff_views.profile_password, methods=["POST"]),

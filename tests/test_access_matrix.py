@@ -94,6 +94,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/staff/{staff_id:int}/role"): ADMIN,
     ("POST", "/staff/{staff_id:int}/block"): ADMIN,
     ("POST", "/staff/{staff_id:int}/reset"): ADMIN,
+    ("GET", "/staff/{staff_id:int}/pace"): ADMIN,  # one's own pace is on the profile
     ("GET", "/invite/{secret}"): PUBLIC,
     ("POST", "/invite/{secret}"): PUBLIC,
     ("GET", "/profile"): STAFF,

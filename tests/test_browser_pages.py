@@ -14,7 +14,16 @@ import re
 import pytest
 from sqlmodel import Session, col, select
 
-from app.models import Member, Participant, Report, ReportStatus, Shift, ShiftStatus, Task
+from app.models import (
+    Member,
+    Participant,
+    Report,
+    ReportStatus,
+    Shift,
+    ShiftStatus,
+    Staff,
+    Task,
+)
 from seeds import data
 from seeds.fill import fill
 
@@ -42,6 +51,7 @@ def _pages(db: Session) -> dict[str, list[str]]:
         select(Participant.id).where(col(Participant.is_bot_blocked).is_(True))
     ).first()
     task = db.exec(select(Task.id).order_by(col(Task.id))).first()
+    expert = db.exec(select(Staff.id).where(Staff.email == data.EXPERT["email"])).one()
     staff_pages = [
         "/",
         "/reports",
@@ -73,6 +83,7 @@ def _pages(db: Session) -> dict[str, list[str]]:
         "/tasks/new",
         f"/tasks/{task}",
         "/staff",
+        f"/staff/{expert}/pace",
         "/audit",
         "/audit?type=report",
         f"/participants/{participant}/delete",

@@ -14,6 +14,7 @@ from app.errors import MissingObject
 from app.models import Staff
 from app.shifts import STATUS_LABELS
 from app.web.common import render, staff_view
+from app.web.staff import pace_context
 
 
 @staff_view()
@@ -26,6 +27,8 @@ def dashboard(request: Request, session: Session, actor: Staff) -> Response:
             "board": board,
             "waited": dashboard_data.waited(board.oldest_submitted_at),
             "shift_labels": STATUS_LABELS,
+            # The team's pace for administrators; everyone else sees only their own line.
+            **pace_context(session, actor, team=actor.is_admin),
         },
     )
 

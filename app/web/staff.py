@@ -1,4 +1,5 @@
-"""Staff accounts (administrators), one-time links (public), the profile (everyone)."""
+"""Staff accounts (administrators), one-time links (public), the profile (everyone), a curator's
+pace (one's own for everyone, anyone's for administrators)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from app import accounts, mail, staff_admin
+from app import accounts, mail, pace, staff_admin
 from app.db import session_scope
 from app.errors import FormErrors
 from app.models import Staff, StaffToken, TokenPurpose
@@ -130,6 +131,21 @@ def staff_block(request: Request, session: Session, actor: Staff) -> Response:
 
 
 @admin_view
+def staff_pace(request: Request, session: Session, actor: Staff) -> Response:
+    """A staff member's pace: administrators only (everyone sees their own on the profile)."""
+    person = _person(request, session)
+    return render(request, "staff/pace.html", {"person": person, **pace_context(session, person)})
+
+
+def pace_context(session: Session, person: Staff, *, team: bool = False) -> dict[str, Any]:
+    """What templates/staff/_pace.html needs: the team (only for an administrator's start page)
+    or one person's line."""
+    assert person.id is not None
+    rows = pace.team(session) if team else [pace.of(session, person.id)]
+    return {"pace_team": team, "pace_rows": rows, "pace_break_minutes": pace.BREAK_SECONDS // 60}
+
+
+@admin_view
 def staff_reset(request: Request, session: Session, actor: Staff) -> Response:
     token, secret = staff_admin.password_reset(session, actor, _person(request, session))
     return _issued(request, token, secret)
@@ -221,6 +237,7 @@ def profile(request: Request, session: Session, actor: Staff) -> Response:
             "errors": errors,
             "notice": notice,
             "roles": staff_admin.ROLE_LABELS,
+            **pace_context(session, actor),
         },
         400 if errors else 200,
     )
@@ -247,6 +264,7 @@ def profile_password(request: Request, session: Session, actor: Staff) -> Respon
                 "errors": exc.errors,
                 "notice": None,
                 "roles": staff_admin.ROLE_LABELS,
+                **pace_context(session, actor),
             },
             400,
         )
