@@ -378,6 +378,9 @@ def test_cluster_behind_nginx_keeps_every_photo_and_telegrams_limits(
     # The dead instance comes back on its port (systemd's Restart=on-failure) and takes part.
     restarted = spawn_web(env, killed.port, args=("--no-background",))
     webs = [restarted, survivor]
+    with httpx2.Client(base_url=proxy.url, timeout=30) as monitor:  # /health/PORT through nginx
+        for web in webs:
+            assert monitor.get(f"/health/{web.port}").status_code == 200, web.port
     decide(restarted.url, in_review[half::2], approve=True)
     decide(survivor.url, in_review[half + 1 :: 2], approve=False)
 
