@@ -253,6 +253,8 @@ def run_config(webs: int, warm: list[bytes], bodies: list[bytes], base: dict, ar
         while count(engine, pending_sql) and time.monotonic() < deadline:
             time.sleep(0.5)  # a poll interval: the loop checks the outbox
         drain = time.perf_counter() - drain_started
+        if left := count(engine, pending_sql):
+            print(f"{label}: {left} messages still unsent after {drain:.0f} s", flush=True)
 
         print(f"{label}: measuring {args.pages} queue pages…", flush=True)
         with CpuMeter(pids, database_url=url) as meter:
