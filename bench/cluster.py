@@ -312,7 +312,6 @@ def main() -> None:
     warm, bodies = all_bodies[: args.warmup], all_bodies[args.warmup :]
     del photos
 
-    seaweed = start_seaweedfs() if args.media == "s3" else None
     base = {
         "BOT_TOKEN": TOKEN,
         "TELEGRAM_API_URL": fake_url,
@@ -320,17 +319,22 @@ def main() -> None:
         "APPLICATION_URL": "https://bench.example.org",
         "BOT_WEBHOOK_MODE": "true",
         "LOG_LEVEL": "WARNING",
-        **media_env(args.media, seaweed),
     }
     runs: list[Run] = []
     try:
         for webs in counts:
             fake.reset()
-            runs.append(run_config(webs, warm, bodies, base, args))
+            # A fresh SeaweedFS per configuration: the test server holds 8 volumes of 64 MB, about
+            # one run's worth of 1280×960 photos; a full store answers 503 to every upload.
+            seaweed = start_seaweedfs() if args.media == "s3" else None
+            try:
+                env = {**base, **media_env(args.media, seaweed)}
+                runs.append(run_config(webs, warm, bodies, env, args))
+            finally:
+                if seaweed is not None:
+                    seaweed.stop()
+                    shutil.rmtree(seaweed.root, ignore_errors=True)
     finally:
-        if seaweed is not None:
-            seaweed.stop()
-            shutil.rmtree(seaweed.root, ignore_errors=True)
         fake.stop()
 
     print()
@@ -370,8 +374,13 @@ def main() -> None:
             f"phase ({p.worker_cpu * 1000 / max(r.sent, 1):.2f} ms per message); outbox drained "
             f"{r.drain_seconds:.1f} s after the phase; {r.reviewing} reports in review"
         )
-        split = ", ".join(f"{pid} {s:.1f} s" for pid, s in sorted(p.cpu.app_split.items()))
-        print(f"    CPU per web process: {split}")
+        per_process = ", ".join(f"{pid} {t:.1f} s" for pid, t in sorted(p.cpu.app_split.items()))
+        print(f"    CPU per web process: {per_process}")
+        if set(p.statuses) != {200}:
+            print(
+                f"    !! {p.ops - p.statuses.get(200, 0)} updates were refused (Telegram "
+                "would deliver them again): this row's figures are not comparable"
+            )
         print(f"  queue pages: {q.cpu.line('page')}")
         print(f"    worker {q.worker_ms():.2f} ms, nginx {q.nginx_ms():.2f} ms per page")
         print(
