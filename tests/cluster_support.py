@@ -9,18 +9,21 @@ A pytest plugin (listed in tests/conftest.py's `pytest_plugins`). Its fixtures:
   `postgresql+psycopg://` URL), migrated with `python -m app.cli migrate`; dropped at teardown.
 - `app_env(database_url, **settings) -> dict` — a clean environment for the app's processes:
   the test's DATABASE_URL, a DATA_DIR in tmp_path, a SECRET_KEY, no bot, no scheduler.
-- `spawn_web(env, port=None) -> WebProcess` — `python -m app.cli serve` on a loopback port,
-  returned once its /health answers; stopped at teardown.
+- `spawn_web(env, port=None, args=()) -> WebProcess` — `python -m app.cli serve [ARGS]` on a
+  loopback port, returned once its /health answers; stopped at teardown.
+- `spawn_cli(env, *args) -> CliProcess` — any other long-running `python -m app.cli ARGS` (e.g.
+  `worker`), its output in a file; stopped at teardown.
 - `spawn_nginx(upstream_ports) -> Nginx` — nginx on a free loopback port with the repository's
   deploy/nginx/lomaya-locations.conf, the log format and upstream settings of
   deploy/nginx/lomaya.conf, without TLS; stopped at teardown.
 
-Plain functions (`run_cli`, `free_port`, `wait_for_health`, `render_nginx_conf`) are usable
-without the fixtures. Every wait polls with a deadline; nothing synchronises on a bare sleep.
+Plain functions (`run_cli`, `free_port`, `wait_for_health`, `render_nginx_conf`, and what Telegram
+would see of the sends: `max_in_one_second`, `min_gap_per_chat`) are usable without the fixtures. Every wait polls with a deadline; nothing synchronises on a bare sleep.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -34,13 +37,17 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
+from tests.fake_telegram import Call
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -215,15 +222,24 @@ class WebProcess:
 
 
 def start_web(
-    env: dict[str, str], log_dir: Path, port: int | None = None, *, wait: bool = True
+    env: dict[str, str],
+    log_dir: Path,
+    port: int | None = None,
+    *,
+    wait: bool = True,
+    args: tuple[str, ...] = (),
 ) -> WebProcess:
-    """Start `python -m app.cli serve --host 127.0.0.1 --port PORT`; with `wait`, return only
-    once its /health answers 200 (else stop it and raise with its output)."""
+    """Start `python -m app.cli serve --host 127.0.0.1 --port PORT [ARGS]`; with `wait`, return
+    only once its /health answers 200 (else stop it and raise with its output). A restart on the
+    same port appends to the same log."""
     port = port or free_port()
     log_path = log_dir / f"web-{port}.log"
-    with log_path.open("wb") as out:
+    with log_path.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *(sys.executable, "-m", "app.cli", "serve"),
+                *("--host", "127.0.0.1", "--port", str(port), *args),
+            ],
             env=env,
             cwd=env.get("DATA_DIR") or log_dir,  # no developer .env in the working directory
             stdout=out,
@@ -242,6 +258,79 @@ def wait_until_healthy(web: WebProcess, timeout: float = START_TIMEOUT) -> dict:
     except (RuntimeError, TimeoutError) as exc:
         web.stop()
         raise RuntimeError(f"{exc}\n--- output of lomaya serve ---\n{web.log()}") from None
+
+
+@dataclass
+class CliProcess:
+    """A long-running `python -m app.cli ARGS` process (e.g. `worker`); output in `log_path`."""
+
+    args: list[str]
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log(self) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return f"--- lomaya {' '.join(self.args)} (pid {self.pid}) ---\n{text}"
+
+    def records(self) -> list[dict[str, Any]]:
+        """Its JSON log lines (LOG_FORMAT=json) as dicts; other lines are skipped."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self.alive():
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=timeout)
+
+
+def start_cli(env: dict[str, str], log_dir: Path, *args: str) -> CliProcess:
+    """Start `python -m app.cli ARGS` in the background (working directory: DATA_DIR)."""
+    log_path = log_dir / f"{'-'.join(args)}-{uuid.uuid4().hex[:6]}.log"
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args],
+            env=env,
+            cwd=env.get("DATA_DIR") or log_dir,  # no developer .env in the working directory
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    return CliProcess(list(args), process, log_path)
+
+
+# --- what Telegram sees of the sends -------------------------------------------------------------
+
+
+def max_in_one_second(times: list[float]) -> int:
+    """The most calls in any window [t, t + 1 s)."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def min_gap_per_chat(calls: list[Call]) -> float:
+    """The shortest time between two calls to one chat (inf when no chat got two)."""
+    by_chat: dict[int, list[float]] = defaultdict(list)
+    for call in calls:
+        by_chat[int(call.params["chat_id"])].append(call.at)
+    gaps = [b - a for times in by_chat.values() for a, b in itertools.pairwise(sorted(times))]
+    return min(gaps, default=float("inf"))
 
 
 # --- nginx ----------------------------------------------------------------------------------------
@@ -508,7 +597,8 @@ def pg_database(pg_server_url: str, tmp_path: Path) -> Iterator[Callable[..., st
 
 @pytest.fixture
 def spawn_web(tmp_path: Path) -> Iterator[Callable[..., WebProcess]]:
-    """`spawn_web(env, port=None, wait=True)`: a `lomaya serve` process, stopped afterwards.
+    """`spawn_web(env, port=None, wait=True, args=())`: a `lomaya serve` process, stopped
+    afterwards (`args`, e.g. ("--no-background",), go after --host and --port).
 
     With `wait=False` several processes start side by side; then call `wait_until_healthy(web)`.
     """
@@ -516,8 +606,14 @@ def spawn_web(tmp_path: Path) -> Iterator[Callable[..., WebProcess]]:
     log_dir = tmp_path / "web-logs"
     log_dir.mkdir()
 
-    def spawn(env: dict[str, str], port: int | None = None, *, wait: bool = True) -> WebProcess:
-        web = start_web(env, log_dir, port, wait=False)
+    def spawn(
+        env: dict[str, str],
+        port: int | None = None,
+        *,
+        wait: bool = True,
+        args: tuple[str, ...] = (),
+    ) -> WebProcess:
+        web = start_web(env, log_dir, port, wait=False, args=args)
         started.append(web)
         if wait:
             wait_until_healthy(web)
@@ -526,6 +622,24 @@ def spawn_web(tmp_path: Path) -> Iterator[Callable[..., WebProcess]]:
     yield spawn
     for web in started:
         web.stop()
+
+
+@pytest.fixture
+def spawn_cli(tmp_path: Path) -> Iterator[Callable[..., CliProcess]]:
+    """`spawn_cli(env, *args)`: a background `lomaya ARGS` process (e.g. `worker`), stopped
+    (SIGTERM, then SIGKILL) afterwards."""
+    started: list[CliProcess] = []
+    log_dir = tmp_path / "cli-logs"
+    log_dir.mkdir()
+
+    def spawn(env: dict[str, str], *args: str) -> CliProcess:
+        process = start_cli(env, log_dir, *args)
+        started.append(process)
+        return process
+
+    yield spawn
+    for process in started:
+        process.stop()
 
 
 @pytest.fixture

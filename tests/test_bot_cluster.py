@@ -31,8 +31,8 @@ import pytest
 import sqlalchemy as sa
 
 from app import locks
-from tests.cluster_support import START_TIMEOUT
-from tests.fake_telegram import TOKEN, Call, FakeTelegram
+from tests.cluster_support import START_TIMEOUT, max_in_one_second, min_gap_per_chat
+from tests.fake_telegram import TOKEN, FakeTelegram
 
 RATE = 30  # the production default: proven at the real limit
 CHATS = 100
@@ -157,25 +157,6 @@ def queue(engine: sa.Engine, counts: list[int]) -> dict[str, int]:
             rows,
         )
     return expected
-
-
-def max_in_one_second(times: list[float]) -> int:
-    """The most calls in any window [t, t + 1 s)."""
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while times[start] <= t - 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
-def min_gap_per_chat(calls: list[Call]) -> float:
-    by_chat: dict[int, list[float]] = defaultdict(list)
-    for call in calls:
-        by_chat[int(call.params["chat_id"])].append(call.at)
-    gaps = [b - a for times in by_chat.values() for a, b in itertools.pairwise(sorted(times))]
-    return min(gaps)
 
 
 def test_three_senders_keep_telegrams_limits_and_survive_a_kill(
