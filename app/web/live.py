@@ -1,0 +1,77 @@
+"""The live queue's event stream: `GET /events`, server-sent events for a logged-in curator's
+open pages (the report queue, one card, the dashboard).
+
+Each stream is an async generator waiting on its queue of the process's `app.live.Hub`; it holds
+no database connection. Every LIVE_HEARTBEAT_SECONDS (and not later while events flow) it checks
+in a short transaction that the staff session still lives and sends a keep-alive comment; after
+a logout, a block or a new password it says `bye` and ends. A staff member may have
+LIVE_STREAMS_PER_STAFF streams open at once in one process (more tabs get 429 and work without
+live updates; with N processes the limit is per process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from app import accounts, live
+from app.db import session_scope
+from app.settings import get_settings
+
+RETRY_MS = 2000  # how soon a browser reconnects after the connection dropped
+
+
+def _staff_id(secret: Any) -> int | None:
+    with session_scope() as session:
+        staff = accounts.session_staff(session, secret)
+        return staff.id if staff is not None else None
+
+
+async def events(request: Request) -> Response:
+    secret = request.session.get("sid")
+    staff_id = await run_in_threadpool(_staff_id, secret)
+    if staff_id is None:
+        return PlainTextResponse("Войдите, чтобы видеть очередь вживую.", status_code=401)
+    hub: live.Hub = request.app.state.live
+    if not hub.enter(staff_id):
+        return PlainTextResponse(
+            "Очередь уже открыта в нескольких вкладках — здесь она обновится при перезагрузке.",
+            status_code=429,
+        )
+    queue = hub.subscribe()
+    heartbeat = get_settings().live_heartbeat_seconds
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        try:
+            yield ServerSentEvent(event="hello", data="", retry=RETRY_MS)
+            checked = time.monotonic()
+            while True:
+                wait = max(0.0, checked + heartbeat - time.monotonic())
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=wait)
+                except TimeoutError:
+                    event = None
+                if time.monotonic() - checked >= heartbeat:
+                    if await run_in_threadpool(_staff_id, secret) != staff_id:
+                        yield ServerSentEvent(event="bye", data="")
+                        return
+                    checked = time.monotonic()
+                    if event is None:
+                        yield ServerSentEvent(comment="ping")
+                if event is not None:
+                    yield ServerSentEvent(event="report", data=json.dumps(event.as_json()))
+        finally:
+            hub.unsubscribe(queue)
+            hub.leave(staff_id)
+
+    return EventSourceResponse(
+        stream(), ping=0, headers={"X-Accel-Buffering": "no"}, send_timeout=30
+    )
