@@ -355,6 +355,8 @@ COUNT_CAP = 10_000
 class Page:
     cards: list[Card]
     next_cursor: str | None
+    # The page holds the whole list (no next page, and no card skipped as another's): its count.
+    whole: bool = False
 
 
 WALK = 1_000
@@ -515,7 +517,7 @@ def page(
         if skip_claimed:
             cards = [c for c in cards if c.id in held]
     enrich(session, cards)
-    return Page(cards, cursor)
+    return Page(cards, cursor, whole=not after and cursor is None and not skip_claimed)
 
 
 def card(session: Session, report_id: int) -> Card:

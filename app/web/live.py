@@ -29,6 +29,10 @@ from app.settings import get_settings
 RETRY_MS = 2000  # how soon a browser reconnects after the connection dropped
 
 
+def _event(**fields: Any) -> ServerSentEvent:
+    return ServerSentEvent(sep="\n", **fields)
+
+
 def _staff_id(secret: Any) -> int | None:
     with session_scope() as session:
         staff = accounts.session_staff(session, secret)
@@ -51,7 +55,7 @@ async def events(request: Request) -> Response:
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         try:
-            yield ServerSentEvent(event="hello", data="", retry=RETRY_MS)
+            yield _event(event="hello", data="", retry=RETRY_MS)
             checked = time.monotonic()
             while True:
                 wait = max(0.0, checked + heartbeat - time.monotonic())
@@ -61,17 +65,17 @@ async def events(request: Request) -> Response:
                     event = None
                 if time.monotonic() - checked >= heartbeat:
                     if await run_in_threadpool(_staff_id, secret) != staff_id:
-                        yield ServerSentEvent(event="bye", data="")
+                        yield _event(event="bye", data="")
                         return
                     checked = time.monotonic()
                     if event is None:
-                        yield ServerSentEvent(comment="ping")
+                        yield _event(comment="ping")
                 if event is not None:
-                    yield ServerSentEvent(event="report", data=json.dumps(event.as_json()))
+                    yield _event(event="report", data=json.dumps(event.as_json()))
         finally:
             hub.unsubscribe(queue)
             hub.leave(staff_id)
 
     return EventSourceResponse(
-        stream(), ping=0, headers={"X-Accel-Buffering": "no"}, send_timeout=30
+        stream(), ping=0, sep="\n", headers={"X-Accel-Buffering": "no"}, send_timeout=30
     )

@@ -58,17 +58,23 @@ def queue(request: Request, session: Session, actor: Staff) -> Response:
     # The next page or a fresh one: the counter is not part of it.
     partial = is_htmx(request) and (bool(after) or fresh)
     # A whole list on its first page is its own count.
-    whole = not after and not fresh and result.next_cursor is None
+    whole = result.whole and not fresh
     ctx = _card_context(request, session, actor, filters, count=not partial and not whole)
     if whole:
         ctx["count"] = str(report_queue.Count(len(result.cards)))
+    query = urlencode(filters.query())
     ctx.update(
         filters=filters,
         cards=result.cards,
         next_url=_next_url(filters, result.next_cursor),
         status_labels=report_queue.STATUS_LABELS,
         # Where a decision sends a plain POST back to, and whose counter it updates.
-        here="/reports" + (f"?{urlencode(filters.query())}" if filters.query() else ""),
+        here="/reports" + (f"?{query}" if query else ""),
+        # The live queue: the counter of this list, and where new cards come from (review only).
+        count_url="/reports/count" + (f"?{query}" if query else ""),
+        fresh_url="/reports?" + urlencode(filters.query(fresh=1))
+        if filters.status == "reviewing"
+        else None,
     )
     if partial:
         return render(request, "reports/_page.html", ctx)
