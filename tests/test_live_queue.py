@@ -329,3 +329,34 @@ def test_a_stream_ends_when_the_account_is_blocked(server, db, expert, admin, st
             session, session.get(Staff, admin.id), session.get(Staff, expert.id), True
         )
     assert stream.next()[0] == "bye"
+
+
+# --- the intake tells the open queues, in its own transaction ---------------------------------
+
+
+def test_a_photo_from_the_bot_tells_the_open_queues(
+    db, bot_client, fake_tg, noon, bot_settings, is_pg, database_url
+):
+    from app.db import libpq_url
+    from app.models import LiveEvent, Participant
+    from tests.bot_support import photo_update, post_update
+
+    member = factories.make_member(db, factories.make_shift(db))
+    report = factories.make_report(db, member, day=1)
+    uid = db.get(Participant, member.participant_id).telegram_id
+    if is_pg:
+        import psycopg
+
+        with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+            conn.execute(f"LISTEN {live.CHANNEL}")
+            answer = post_update(
+                bot_client, photo_update(fake_tg, uid, factories.jpeg_bytes(seed=5))
+            )
+            assert answer.status_code == 200
+            heard = [n.payload for n in conn.notifies(timeout=5, stop_after=1)]
+        assert heard == [f"new:{report.id}"]
+    else:
+        answer = post_update(bot_client, photo_update(fake_tg, uid, factories.jpeg_bytes(seed=5)))
+        assert answer.status_code == 200
+        rows = db.exec(select(LiveEvent.kind, LiveEvent.report_id)).all()
+        assert [tuple(r) for r in rows] == [("new", report.id)]

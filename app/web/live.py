@@ -12,11 +12,13 @@ live updates; with N processes the limit is per process).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -52,17 +54,24 @@ async def events(request: Request) -> Response:
         )
     queue = hub.subscribe()
     heartbeat = get_settings().live_heartbeat_seconds
+    shutdown = anyio.Event()  # set by sse-starlette when the server stops
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
+        # "hello" means listening; if the database is away the listener keeps trying meanwhile.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hub.connected.wait(), timeout=5)
+        stopping = asyncio.ensure_future(shutdown.wait())
         try:
             yield _event(event="hello", data="", retry=RETRY_MS)
             checked = time.monotonic()
             while True:
                 wait = max(0.0, checked + heartbeat - time.monotonic())
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout=wait)
-                except TimeoutError:
-                    event = None
+                getting = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getting, stopping}, timeout=wait, return_when="FIRST_COMPLETED")
+                event = getting.result() if getting.done() else None
+                getting.cancel()
+                if stopping.done():
+                    return  # the server stops: the browser reconnects (to another instance)
                 if time.monotonic() - checked >= heartbeat:
                     if await run_in_threadpool(_staff_id, secret) != staff_id:
                         yield _event(event="bye", data="")
@@ -73,9 +82,16 @@ async def events(request: Request) -> Response:
                 if event is not None:
                     yield _event(event="report", data=json.dumps(event.as_json()))
         finally:
+            stopping.cancel()
             hub.unsubscribe(queue)
             hub.leave(staff_id)
 
     return EventSourceResponse(
-        stream(), ping=0, sep="\n", headers={"X-Accel-Buffering": "no"}, send_timeout=30
+        stream(),
+        ping=0,
+        sep="\n",
+        headers={"X-Accel-Buffering": "no"},
+        send_timeout=30,
+        shutdown_event=shutdown,
+        shutdown_grace_period=2,
     )
