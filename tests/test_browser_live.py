@@ -234,6 +234,13 @@ def test_three_curators_split_the_queue_and_a_closed_tab_leaves_nothing_behind(
                 page.keyboard.press("1")
             else:
                 page.keyboard.press("a")
+            # The decision has left (decisions go out one at a time, in order), as the curator
+            # sees by the focus moving on; only then is the next card theirs to look at.
+            page.wait_for_function(
+                "id => { const c = document.getElementById('report-' + id);"
+                " return !c || c.classList.contains('is-deciding') || c.dataset.status !== 'reviewing'; }",
+                arg=card,
+            )
             decided[n] += 1
             acted = True
             # Vera closes her tab in the middle of a card, a third of the way through.
