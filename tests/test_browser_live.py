@@ -308,3 +308,36 @@ def test_three_curators_split_the_queue_and_a_closed_tab_leaves_nothing_behind(
         ).all()
     assert dict(statuses).keys() <= {ReportStatus.approved, ReportStatus.declined}
     assert sum(n for _, n in statuses) == total
+
+
+def test_a_card_taken_over_after_a_lapsed_claim_says_so(settings, new_page, db, expert):
+    """Anna's laptop slept past the lease; Boris was shown the card meanwhile. Her page's next
+    renewal learns it and says so on the card."""
+    from dataclasses import replace
+
+    from app.main import create_app
+    from app.settings import set_settings
+    from tests.conftest import LiveServer
+
+    quick = replace(settings, claim_seconds=12)  # renewed every 4 s
+    set_settings(quick)
+    server = LiveServer(create_app(quick, start_background=False))
+    base = server.start()
+    try:
+        boris = factories.make_staff(db, email="boris@example.org", name="Борис")
+        (report,) = _reports(db, _shift(db), 1)
+        anna_page = new_page()
+        _login(anna_page, base, expert)
+        expect(anna_page.locator(f"#report-{report.id} .mod-approve")).to_be_visible()
+        clock.set_now(clock.now() + timedelta(seconds=13))  # her claim has run out
+        boris_page = new_page()
+        _login(boris_page, base, boris)
+        expect(boris_page.locator(f"#report-{report.id}")).to_be_visible()
+        expect(anna_page.locator(f"#report-{report.id} .mod-elsewhere")).to_contain_text(
+            "открыто у другого куратора", timeout=15_000
+        )
+        for page in (anna_page, boris_page):
+            page.context.close()
+    finally:
+        server.stop()
+        clock.set_now(None)

@@ -258,7 +258,23 @@
     var body = new URLSearchParams();
     ids.forEach(function (id) { body.append("id", id); });
     fetch("/reports/claims", { method: "POST", body: body, credentials: "same-origin",
-      headers: { "X-CSRF-Token": token } }).catch(function () {});
+      headers: { "X-CSRF-Token": token } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) { if (data && data.held) taken(ids, data.held); })
+      .catch(function () {});
+  }
+
+  // A card whose claim ran out while this page slept and that another curator has open now.
+  function taken(ids, held) {
+    ids.forEach(function (id) {
+      var card = document.getElementById("report-" + id);
+      if (!card || !open(card) || held.indexOf(Number(id)) >= 0 || card.querySelector(".mod-elsewhere")) return;
+      var p = document.createElement("p");
+      p.className = "mod-notice mod-elsewhere";
+      p.setAttribute("role", "status");
+      p.textContent = "Это фото сейчас открыто у другого куратора — можно перейти к следующему (J).";
+      card.prepend(p);
+    });
   }
   setInterval(renew, renewEvery);
   window.addEventListener("pagehide", function () {
