@@ -329,10 +329,14 @@ def test_a_card_taken_over_after_a_lapsed_claim_says_so(settings, new_page, db, 
         anna_page = new_page()
         _login(anna_page, base, expert)
         expect(anna_page.locator(f"#report-{report.id} .mod-approve")).to_be_visible()
-        clock.set_now(clock.now() + timedelta(seconds=13))  # her claim has run out
+        # Asleep: her page renews nothing, and her claim runs out.
+        asleep = "**/reports/claims"
+        anna_page.route(asleep, lambda route: route.abort())
+        clock.set_now(clock.now() + timedelta(seconds=13))
         boris_page = new_page()
         _login(boris_page, base, boris)
         expect(boris_page.locator(f"#report-{report.id}")).to_be_visible()
+        anna_page.unroute(asleep)  # awake: the next renewal tells her
         expect(anna_page.locator(f"#report-{report.id} .mod-elsewhere")).to_contain_text(
             "открыто у другого куратора", timeout=15_000
         )
