@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app import accounts, background, logs
+from app import accounts, background, live, logs
 from app.bot import polling
 from app.bot import web as bot_web
 from app.db import get_engine
@@ -23,6 +23,7 @@ from app.settings import PROJECT_ROOT, Settings, get_settings, set_settings
 from app.web import applications as application_views
 from app.web import audit as audit_views
 from app.web import auth, basics, reports
+from app.web import live as live_views
 from app.web import participants as participant_views
 from app.web import results as result_views
 from app.web import shifts as shift_views
@@ -43,8 +44,12 @@ def routes() -> list:
         Route("/logout", auth.logout, methods=["POST"]),
         # --- staff: screens ---
         Route("/", basics.dashboard),
+        Route("/events", live_views.events),  # the live queue (server-sent events)
         # --- staff: moderation (report queue, application queue) ---
         Route("/reports", reports.queue),
+        Route("/reports/count", reports.count),
+        Route("/reports/claims", reports.claims_renew, methods=["POST"]),
+        Route("/reports/claims/release", reports.claims_release, methods=["POST"]),
         Route("/reports/{report_id:int}", reports.show),
         Route("/reports/{report_id:int}/approve", reports.approve, methods=["POST"]),
         Route("/reports/{report_id:int}/decline", reports.decline, methods=["POST"]),
@@ -190,6 +195,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         gc.collect()
         gc.freeze()
         yield
+        await app.state.live.stop()
         await background.stop(tasks)
 
     middleware = [
@@ -204,9 +210,11 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         ),
         Middleware(CSRFMiddleware, exempt_prefixes=("/telegram/",)),
     ]
-    return Starlette(
+    web = Starlette(
         routes=routes(),
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, 500: http_error},
     )
+    web.state.live = live.Hub(settings)  # the live queue's streams in this process
+    return web

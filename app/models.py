@@ -412,6 +412,29 @@ class ReportPhoto(SQLModel, table=True):
     created_at: datetime = created_at_field()
 
 
+class ReportClaim(SQLModel, table=True):
+    """A card on a curator's screen: other curators' queues skip it until `expires_at` (a soft,
+    short lease renewed while the card is shown; see app.claims)."""
+
+    __tablename__ = "report_claim"
+
+    report_id: int = Field(foreign_key="report.id", primary_key=True, ondelete="CASCADE")
+    staff_id: int = Field(foreign_key="staff.id", nullable=False, index=True, ondelete="CASCADE")
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class LiveEvent(SQLModel, table=True):
+    """SQLite only (PostgreSQL uses NOTIFY): a queue change for open live streams, written in the
+    transaction of the change and polled by each process (app.live). Kept for minutes."""
+
+    __tablename__ = "live_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=10, nullable=False)
+    report_id: int = Field(nullable=False)
+    at: datetime = created_at_field()
+
+
 class Staff(SQLModel, table=True):
     """A staff account of the admin site (an administrator or an expert)."""
 

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from app import clock, days, decisions
+from app import claims, clock, days, decisions, live
 from app.decisions import Outcome
 from app.errors import Invalid, NotFound, Refused
 from app.members import balance
@@ -78,6 +78,8 @@ def decide(
     )
     if not won:
         return _lost(session, report_id, actor)
+    claims.drop(session, report_id)
+    live.notify(session, live.DECIDED, report_id)
     report, participant, task_title = session.execute(
         sa.select(Report, Participant, col(Task.title))
         .join(Member, col(Member.id) == col(Report.member_id))
@@ -142,6 +144,9 @@ def undo(session: Session, report_id: int, actor: Staff) -> Outcome:
     decisions.revert(
         session, Report, report_id, status, ReportStatus.reviewing, actor, cutoff, now, key
     )
+    assert actor.id is not None
+    claims.claim(session, actor.id, [report_id])  # back on this curator's screen, not others'
+    live.notify(session, live.UNDONE, report_id)
     decisions.record(
         session,
         actor,

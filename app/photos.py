@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from app import clock, duplicates, images, members, participants, reports, storage
+from app import clock, duplicates, images, live, members, participants, reports, storage
 from app.days import report_day
 from app.errors import DownloadError, NotAnImage
 from app.models import (
@@ -298,6 +298,7 @@ def _accept(
         **duplicates.flag_values(flag),
     )
     photo_id = session.execute(_insert_photo(), values).scalar_one()
+    live.notify(session, live.NEW, report.id)  # open queues hear of it once this commits
     return Outcome(
         "photo_received",
         {"attempt": attempt, "shift": shift},

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from app import clock, duplicates, text
+from app import claims, clock, duplicates, text
 from app.db import is_postgres
 from app.errors import MissingObject, NotAnImage, NotFound
 from app.models import (
@@ -355,6 +355,8 @@ COUNT_CAP = 10_000
 class Page:
     cards: list[Card]
     next_cursor: str | None
+    # The page holds the whole list (no next page, and no card skipped as another's): its count.
+    whole: bool = False
 
 
 WALK = 1_000
@@ -454,13 +456,34 @@ def _report_conditions(
     return conditions
 
 
-def page(session: Session, filters: Filters, after: str | None = None) -> Page:
+def page(
+    session: Session,
+    filters: Filters,
+    after: str | None = None,
+    *,
+    staff_id: int | None = None,
+    fresh: bool = False,
+) -> Page:
     """One page of the queue: cards, their strips and flag matches.
 
     At most four statements (PostgreSQL: the join-order setting, the cards, the strips, the flag
-    matches), plus the lazy flag computation for photos that were never checked."""
+    matches), plus the lazy flag computation for photos that were never checked, plus — for a
+    curator (`staff_id`) in the review queue — the claim of the cards shown (app.claims).
+
+    Claims: a page skips cards other curators hold (a reload shows one's own again); a `fresh`
+    page (the live queue asking for cards nobody has on screen — new photos, released cards —
+    from the start of the queue) skips every held card, one's own included. A search by name
+    skips nothing: it is how a claimed card is found. Cards claimed by someone else in the
+    meantime are dropped from the page (of two curators loading at once, one gets each)."""
     statuses, newest_first = STATUS_FILTERS[filters.status]
+    live = staff_id is not None and filters.status == "reviewing"
+    if fresh:
+        after = None
     conditions = _report_conditions(session, filters, after)
+    skip_claimed = live and not filters.q
+    if skip_claimed:
+        now = clock.now()
+        conditions.append(claims.free_for(None if fresh else staff_id, now))
     order = (
         (col(Report.submitted_at).desc(), col(Report.id).desc())
         if newest_first
@@ -487,8 +510,14 @@ def page(session: Session, filters: Filters, after: str | None = None) -> Page:
     rows = session.execute(query.order_by(*order).limit(limit)).all()
     cards = [_card(row) for row in rows[: filters.size]]
     more = len(rows) > filters.size and cards and cards[-1].submitted_at is not None
+    cursor = cards[-1].cursor if more else None
+    if live and cards:
+        assert staff_id is not None
+        held = claims.claim(session, staff_id, [c.id for c in cards])
+        if skip_claimed:
+            cards = [c for c in cards if c.id in held]
     enrich(session, cards)
-    return Page(cards, cards[-1].cursor if more else None)
+    return Page(cards, cursor, whole=not after and cursor is None and not skip_claimed)
 
 
 def card(session: Session, report_id: int) -> Card:

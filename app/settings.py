@@ -57,6 +57,10 @@ class Settings:
     min_age: int = 3
     max_shift_months: int = 4
     undo_seconds: int = 10
+    claim_seconds: int = 75
+    live_streams_per_staff: int = 3
+    live_heartbeat_seconds: float = 15.0
+    live_poll_seconds: float = 1.0
     invite_ttl_hours: int = 24
     scheduler_enabled: bool = True
     web_background: bool = True
@@ -247,6 +251,10 @@ VARIABLES = (
     Variable("MIN_AGE", "min_age", "3", integer(0, 100)),
     Variable("MAX_SHIFT_MONTHS", "max_shift_months", "4", integer(1, 24)),
     Variable("UNDO_SECONDS", "undo_seconds", "10", integer(0, 600)),
+    Variable("CLAIM_SECONDS", "claim_seconds", "75", integer(10, 3600)),
+    Variable("LIVE_STREAMS_PER_STAFF", "live_streams_per_staff", "3", integer(1, 100)),
+    Variable("LIVE_HEARTBEAT_SECONDS", "live_heartbeat_seconds", "15", number(0.1, 300)),
+    Variable("LIVE_POLL_SECONDS", "live_poll_seconds", "1", number(0.1, 60)),
     Variable("INVITE_TTL_HOURS", "invite_ttl_hours", "24", integer(1, 24 * 30)),
     Variable("SCHEDULER_ENABLED", "scheduler_enabled", "true", boolean),
     Variable("WEB_BACKGROUND", "web_background", "true", boolean),

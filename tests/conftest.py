@@ -231,8 +231,14 @@ class LiveServer:
         return self.url
 
     def stop(self) -> None:
+        # Open live-queue streams (pages still open in a browser) end with the server: uvicorn
+        # runs no signal handlers in a thread, so sse-starlette is told directly.
+        from sse_starlette.sse import AppStatus
+
+        AppStatus.should_exit = True
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        AppStatus.should_exit = False
 
 
 @pytest.fixture

@@ -141,8 +141,11 @@ def test_second_curator_sees_the_first_decision(page, new_page, live_server, exp
     other = factories.make_staff(db, role=StaffRole.expert, name="Ольга", surname="Петрова")
     (report,) = _queue(db, 1)
     second = new_page()
+    # Without live updates (tests/test_browser_live.py has those), so her click races the first
+    # decision; she reaches the card by its link, as her queue skips a card on someone's screen.
+    second.route("**/events", lambda route: route.abort())
     _login(page, live_server, expert)
-    _login(second, live_server, other)
+    _login(second, live_server, other, f"/reports/{report.id}")
     page.keyboard.press("a")
     expect(page.locator(f"#report-{report.id}")).to_contain_text("✓ Принято — вы")
     second.locator(f"#report-{report.id} .mod-approve button").click()

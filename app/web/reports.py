@@ -13,11 +13,11 @@ from sqlmodel import Session
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
-from app import moderation, report_queue
+from app import claims, live, moderation, report_queue
 from app.errors import NotFound
-from app.models import Staff
+from app.models import ReportStatus, Staff
 from app.settings import get_settings
 from app.web import decisions
 from app.web.common import form, int_param, is_htmx, pop_flash, render, safe_next, staff_view
@@ -52,20 +52,29 @@ def _filters_of(next_url: str) -> report_queue.Filters:
 def queue(request: Request, session: Session, actor: Staff) -> Response:
     filters = report_queue.parse_filters(request.query_params)
     after = request.query_params.get("after")
-    result = report_queue.page(session, filters, after)
-    partial = is_htmx(request) and bool(after)  # the next page: the counter is not part of it
+    # `fresh`: the live queue asks for cards nobody has on screen (new photos, released cards).
+    fresh = request.query_params.get("fresh") == "1"
+    result = report_queue.page(session, filters, after, staff_id=actor.id, fresh=fresh)
+    # The next page or a fresh one: the counter is not part of it.
+    partial = is_htmx(request) and (bool(after) or fresh)
     # A whole list on its first page is its own count.
-    whole = not after and result.next_cursor is None
+    whole = result.whole and not fresh
     ctx = _card_context(request, session, actor, filters, count=not partial and not whole)
     if whole:
         ctx["count"] = str(report_queue.Count(len(result.cards)))
+    query = urlencode(filters.query())
     ctx.update(
         filters=filters,
         cards=result.cards,
         next_url=_next_url(filters, result.next_cursor),
         status_labels=report_queue.STATUS_LABELS,
         # Where a decision sends a plain POST back to, and whose counter it updates.
-        here="/reports" + (f"?{urlencode(filters.query())}" if filters.query() else ""),
+        here="/reports" + (f"?{query}" if query else ""),
+        # The live queue: the counter of this list, and where new cards come from (review only).
+        count_url="/reports/count" + (f"?{query}" if query else ""),
+        fresh_url="/reports?" + urlencode(filters.query(fresh=1))
+        if filters.status == "reviewing"
+        else None,
     )
     if partial:
         return render(request, "reports/_page.html", ctx)
@@ -98,9 +107,43 @@ def show(request: Request, session: Session, actor: Staff) -> Response:
         card = report_queue.card(session, report_id or 0)
     except NotFound:
         raise HTTPException(404) from None
+    if is_htmx(request):  # the live queue: a card someone else decided, in its new state
+        ctx = _card_context(request, session, actor, count=False)
+        ctx.update(card=card, here=safe_next(request.query_params.get("next"), "/reports"))
+        return render(request, "reports/_card.html", ctx)
+    if card.status == ReportStatus.reviewing and actor.id is not None:
+        claims.claim(session, actor.id, [card.id])  # a no-op if another curator holds it
     ctx = _card_context(request, session, actor)
     ctx.update(card=card, notices=pop_flash(request), here=f"/reports/{card.id}")
     return render(request, "reports/card.html", ctx)
+
+
+@staff_view()
+def count(request: Request, session: Session, actor: Staff) -> Response:
+    """The header counter of a list (its filters in the query), refreshed by the live queue."""
+    filters = report_queue.parse_filters(request.query_params)
+    return render(
+        request, "reports/_count.html", {"count": str(report_queue.count(session, filters))}
+    )
+
+
+@staff_view()
+def claims_renew(request: Request, session: Session, actor: Staff) -> Response:
+    """The cards still on a curator's screen (form fields `id`): their claims last another
+    CLAIM_SECONDS. Answers which of them this curator holds."""
+    assert actor.id is not None
+    ids = claims.clean_ids(form(request).getlist("id"))
+    return JSONResponse({"held": sorted(claims.claim(session, actor.id, ids))})
+
+
+@staff_view()
+def claims_release(request: Request, session: Session, actor: Staff) -> Response:
+    """The page with these cards was left or closed (`navigator.sendBeacon`): others may take them."""
+    assert actor.id is not None
+    ids = claims.clean_ids(form(request).getlist("id"))
+    if claims.release(session, actor.id, ids):
+        live.notify(session, live.FREED)
+    return Response(status_code=204)
 
 
 def _answer(

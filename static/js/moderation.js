@@ -1,7 +1,14 @@
 /* The report queue without the mouse: A accept, D decline, 1–9 reason, J/K move, F photo in full,
    Z undo, ? help. Focus moves to the next card as soon as a decision is sent; the server's answer
    replaces the decided card in place and updates the sticky bar (counter, last decision with its
-   undo). Plain script, no build step; everything also works without it. */
+   undo). Plain script, no build step; everything also works without it.
+
+   The live queue (js/live.js brings the events): the cards on screen are claimed by this curator
+   on the server, renewed every third of the lease while shown and released when the page is left
+   (a beacon), so other curators are shown other cards. New cards — new photos, cards another
+   curator let go — are fetched when the queue changes or this curator runs low, and appended at
+   the end: focus and scroll stay where they are. A card decided by someone else turns into its
+   decided state. */
 (function () {
   "use strict";
   var queue = document.getElementById("queue");
@@ -46,7 +53,7 @@
   function below() { return bar ? bar.getBoundingClientRect().height + 8 : 8; }
 
   function focusCard(card) {
-    if (!card) return;
+    if (!card) { pull(); return; } // nothing left on screen: ask for cards nobody has open
     card.focus({ preventScroll: true });
     var box = card.getBoundingClientRect();
     var top = below();
@@ -58,6 +65,7 @@
     var after = cards().slice(cards().indexOf(card) + 1).filter(open).length;
     var more = queue.querySelector(".mod-more a");
     if (more && after < 5 && window.htmx) window.htmx.trigger(more, "more");
+    else if (!more && after < 5) pull();
   }
 
   function focusNext(card) {
@@ -106,6 +114,7 @@
     var el = e.target;
     expire(el);
     if (!el.classList || !el.classList.contains("mod-card")) return;
+    if (queue.querySelectorAll("#" + el.id).length > 1) { el.remove(); return; } // already here
     var input = el.querySelector("input[aria-invalid=true]");
     if (input) { input.focus(); return; }
     if (restoring === el.dataset.id) { restoring = null; focusCard(el); return; }
@@ -180,6 +189,105 @@
 
   var helpButton = document.querySelector("[data-help]");
   if (helpButton) helpButton.addEventListener("click", function () { help.showModal(); });
+
+  // --- the live queue ---------------------------------------------------------------------------
+
+  var freshUrl = queue.dataset.freshUrl;
+  var countUrl = queue.dataset.countUrl;
+  var token = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  var pulling = false;
+  var again = false;
+
+  function shown() { return cards().filter(open).map(function (c) { return c.dataset.id; }); }
+
+  // Cards nobody has on screen, appended after the last card; nothing else moves.
+  function pull() {
+    if (!freshUrl || queue.querySelector(".mod-more")) return; // the next page brings them
+    if (pulling) { again = true; return; }
+    pulling = true;
+    queue.dataset.pulling = "1";
+    fetch(freshUrl, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : ""; })
+      .then(append, function () {})
+      .then(function () {
+        pulling = false;
+        delete queue.dataset.pulling;
+        if (again) { again = false; pull(); }
+      });
+  }
+
+  function append(html) {
+    var box = document.createElement("template");
+    box.innerHTML = html;
+    var fresh = Array.prototype.filter.call(box.content.querySelectorAll(".mod-card"), function (c) {
+      return !document.getElementById(c.id);
+    });
+    var marker = box.content.querySelector(".mod-more, .mod-end");
+    if (!fresh.length) return;
+    Array.prototype.forEach.call(queue.querySelectorAll(".mod-end, .mod-empty"), function (el) { el.remove(); });
+    fresh.forEach(function (card) {
+      queue.appendChild(card);
+      if (window.htmx) window.htmx.process(card);
+    });
+    if (marker) {
+      queue.appendChild(marker);
+      if (window.htmx) window.htmx.process(marker);
+    }
+  }
+
+  function recount() {
+    if (countUrl && window.htmx) window.htmx.ajax("GET", countUrl, { target: "#queue-count", swap: "outerHTML" });
+  }
+
+  // Another curator decided a card that is on this screen: show it decided.
+  document.body.addEventListener("live:report", function (e) {
+    if (e.detail.kind !== "decided") return;
+    var card = document.getElementById("report-" + e.detail.id);
+    if (!card || !queue.contains(card) || !open(card) || !window.htmx) return;
+    var here = location.pathname + location.search;
+    window.htmx.ajax("GET", "/reports/" + e.detail.id + "?next=" + encodeURIComponent(here),
+      { target: card, swap: "outerHTML" });
+  });
+  document.body.addEventListener("live:changed", function () { recount(); pull(); });
+
+  // The claims on the cards on screen: renewed while shown, released when the page goes.
+  var renewEvery = Number(queue.dataset.claimSeconds || 75) * 1000 / 3;
+  function renew() {
+    var ids = shown();
+    if (!ids.length) { pull(); return; } // nothing left here: see whether something was freed
+    var body = new URLSearchParams();
+    ids.forEach(function (id) { body.append("id", id); });
+    fetch("/reports/claims", { method: "POST", body: body, credentials: "same-origin",
+      headers: { "X-CSRF-Token": token } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) { if (data && data.held) taken(ids, data.held); })
+      .catch(function () {});
+  }
+
+  // A card whose claim ran out while this page slept and that another curator has open now.
+  function taken(ids, held) {
+    ids.forEach(function (id) {
+      var card = document.getElementById("report-" + id);
+      if (!card || !open(card) || held.indexOf(Number(id)) >= 0 || card.querySelector(".mod-elsewhere")) return;
+      var p = document.createElement("p");
+      p.className = "mod-notice mod-elsewhere";
+      p.setAttribute("role", "status");
+      p.textContent = "Это фото сейчас открыто у другого куратора — можно перейти к следующему (J).";
+      card.prepend(p);
+    });
+  }
+  setInterval(renew, renewEvery);
+  window.addEventListener("pagehide", function () {
+    // Cards with a decision on its way too: if the decision is lost with the page, they are free.
+    var ids = cards().filter(function (c) { return c.dataset.status === "reviewing"; })
+      .map(function (c) { return c.dataset.id; });
+    if (!ids.length || !navigator.sendBeacon) return;
+    var body = new FormData();
+    body.append("csrf_token", token);
+    ids.forEach(function (id) { body.append("id", id); });
+    navigator.sendBeacon("/reports/claims/release", body);
+  });
+  window.addEventListener("pageshow", function (e) { if (e.persisted) renew(); });
 
   expire(document);
   document.addEventListener("DOMContentLoaded", function () { focusCard(current()); });
