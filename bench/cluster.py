@@ -69,6 +69,7 @@ from tests.cluster_support import (
     Nginx,
     WebProcess,
     base_environ,
+    create_admin,
     free_port,
     run_cli,
     start_cli,
@@ -204,21 +205,7 @@ def run_config(webs: int, warm: list[bytes], bodies: list[bytes], base: dict, ar
     proxy: Nginx | None = None
     try:
         run_cli(["migrate", "upgrade"], env)
-        run_cli(
-            [
-                "create-admin",
-                "--email",
-                EMAIL,
-                "--name",
-                "Анна",
-                "--role",
-                "expert",
-                "--password-stdin",
-                "--non-interactive",
-            ],
-            env,
-            input=PASSWORD + "\n",
-        )
+        create_admin(env, EMAIL, PASSWORD, "expert")
         engine = sa.create_engine(own_url(url))
         arrange(engine, len(warm) + len(bodies))
         worker = start_cli(env, log_dir, "worker")  # SCHEDULER_ENABLED=false: it only sends

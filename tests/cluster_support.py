@@ -178,6 +178,18 @@ def run_cli(
     return result
 
 
+def create_admin(
+    env: dict[str, str], email: str, password: str, role: str = "administrator"
+) -> None:
+    """`lomaya create-admin` for a test or bench login (the password on stdin, no questions)."""
+    args = ["create-admin", "--email", email, "--name", "Анна", "--role", role]
+    run_cli(
+        [*args, "--password-stdin", "--non-interactive"],
+        env,
+        input=password + "\n",
+    )
+
+
 # --- lomaya serve ---------------------------------------------------------------------------------
 
 

@@ -42,10 +42,10 @@ from app.storage import S3Config, S3Storage
 from tests.cluster_support import (
     START_TIMEOUT,
     CliProcess,
+    create_admin,
     free_port,
     max_in_one_second,
     min_gap_per_chat,
-    run_cli,
     wait_until_healthy,
 )
 from tests.fake_telegram import TOKEN, FakeTelegram
@@ -230,19 +230,7 @@ def test_cluster_behind_nginx_keeps_every_photo_and_telegrams_limits(
     )
     engine = sa.create_engine(url)
     chats = arrange(engine)
-    run_cli(
-        [
-            "create-admin",
-            "--email",
-            EMAIL,
-            "--name",
-            "Анна",
-            "--password-stdin",
-            "--non-interactive",
-        ],
-        env,
-        input=PASSWORD + "\n",
-    )
+    create_admin(env, EMAIL, PASSWORD)
     originals: dict[int, bytes] = {}
     updates: list[dict] = []
     for i, chat in enumerate(chats):

@@ -20,8 +20,8 @@ from tests.cluster_support import (
     DEPLOY,
     REPO,
     check_nginx_conf,
+    create_admin,
     free_port,
-    run_cli,
     wait_until_healthy,
 )
 
@@ -47,19 +47,7 @@ def test_two_instances_behind_nginx_share_sessions_and_survive_a_kill(
 ):
     database_url = pg_database()
     env = app_env(database_url)
-    run_cli(
-        [
-            "create-admin",
-            "--email",
-            EMAIL,
-            "--name",
-            "Анна",
-            "--password-stdin",
-            "--non-interactive",
-        ],
-        env,
-        input=PASSWORD + "\n",
-    )
+    create_admin(env, EMAIL, PASSWORD)
     # Ports in 8000-8099, like the systemd instances: nginx's /health/PORT probes only those.
     first_port = free_port(8000, 8099)
     second_port = free_port(8000, 8099)
