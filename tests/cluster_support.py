@@ -193,8 +193,40 @@ def create_admin(
 # --- lomaya serve ---------------------------------------------------------------------------------
 
 
+class _Child:
+    """A process started by a test or a bench, its output in `log_path`."""
+
+    process: subprocess.Popen
+    log_path: Path
+    stop_timeout = 10.0
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 10.0) -> int:
+        """Send `sig` and wait for the exit; the exit code."""
+        if self.alive():
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM (a graceful shutdown), then SIGKILL if it lingers."""
+        if not self.alive():
+            return
+        timeout = timeout or self.stop_timeout
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=timeout)
+
+
 @dataclass
-class WebProcess:
+class WebProcess(_Child):
     """One `lomaya serve` process on 127.0.0.1:port; its output goes to `log_path`."""
 
     port: int
@@ -209,28 +241,8 @@ class WebProcess:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self, sig: int = signal.SIGKILL, timeout: float = 10.0) -> int:
-        """Send `sig` and wait for the exit; the exit code."""
-        if self.alive():
-            self.process.send_signal(sig)
-        return self.process.wait(timeout=timeout)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (uvicorn's graceful shutdown), then SIGKILL if it lingers."""
-        if not self.alive():
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=timeout)
+        return self.output()
 
 
 def start_web(
@@ -273,38 +285,24 @@ def wait_until_healthy(web: WebProcess, timeout: float = START_TIMEOUT) -> dict:
 
 
 @dataclass
-class CliProcess:
+class CliProcess(_Child):
     """A long-running `python -m app.cli ARGS` process (e.g. `worker`); output in `log_path`."""
 
     args: list[str]
     process: subprocess.Popen
     log_path: Path
+    stop_timeout = 15.0
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
     def log(self) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return f"--- lomaya {' '.join(self.args)} (pid {self.pid}) ---\n{text}"
+        return f"--- lomaya {' '.join(self.args)} (pid {self.pid}) ---\n{self.output()}"
 
     def records(self) -> list[dict[str, Any]]:
         """Its JSON log lines (LOG_FORMAT=json) as dicts; other lines are skipped."""
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if not self.alive():
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=timeout)
+        return [json.loads(line) for line in self.output().splitlines() if line.startswith("{")]
 
 
 def start_cli(env: dict[str, str], log_dir: Path, *args: str) -> CliProcess:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from PIL import Image, ImageDraw
 from sqlmodel import Session
@@ -198,3 +198,27 @@ def make_report(
         )
     db.commit()
     return report
+
+
+def make_review_queue(
+    db: Session,
+    shift: Shift,
+    n: int,
+    *,
+    start: datetime | None = None,
+    step: timedelta = timedelta(minutes=1),
+    named: bool = False,
+) -> list[Report]:
+    """`n` reports in review on day 2 of `shift`, one member each, sent `step` apart from `start`
+    (default: two hours ago), oldest first; `named` gives the children distinct names."""
+    base = start or clock.now() - timedelta(hours=2)
+    reports = []
+    for i in range(n):
+        child = make_participant(db, name=f"Ребёнок{i}") if named else None
+        member = make_member(db, shift, child)
+        report = make_report(db, member, day=2, status=ReportStatus.reviewing)
+        report.submitted_at = base + step * i
+        db.add(report)
+        reports.append(report)
+    db.commit()
+    return reports

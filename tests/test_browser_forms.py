@@ -12,17 +12,13 @@ from sqlmodel import select
 from app import clock
 from app.models import Application, ApplicationStatus, Shift, ShiftStatus
 from tests import factories
-from tests.conftest import PASSWORD
+from tests.browser_support import sign_in
 
 pytestmark = pytest.mark.browser
 
 
 def _login(page, base, staff, then):
-    page.goto(f"{base}/login")
-    page.fill("#email", staff.email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/reports")
+    sign_in(page, base, staff)
     page.goto(base + then)
 
 

@@ -18,7 +18,7 @@ from app import clock, live
 from app.db import session_scope
 from app.models import Report, ReportClaim, ReportStatus
 from tests import factories
-from tests.conftest import PASSWORD
+from tests.browser_support import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -54,16 +54,7 @@ def _shift(db):
 
 
 def _reports(db, shift, n, *, start=None):
-    base = start or clock.now() - timedelta(hours=2)
-    made = []
-    for i in range(n):
-        member = factories.make_member(db, shift)
-        report = factories.make_report(db, member, day=2, status=ReportStatus.reviewing)
-        report.submitted_at = base + timedelta(seconds=i)
-        db.add(report)
-        made.append(report)
-    db.commit()
-    return made
+    return factories.make_review_queue(db, shift, n, start=start, step=timedelta(seconds=1))
 
 
 def _new_photo(db, shift):
@@ -76,14 +67,6 @@ def _new_photo(db, shift):
     return photo
 
 
-def _login(page, base, staff, path="/reports"):
-    page.goto(f"{base}/login?next={path.replace('?', '%3F').replace('&', '%26')}")
-    page.fill("#email", staff.email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}{path}")
-
-
 def _listening(page):
     page.wait_for_function("document.body.dataset.live === 'on'")
 
@@ -92,7 +75,7 @@ def test_a_new_photo_is_appended_without_moving_focus_or_scroll(live_server, new
     shift = _shift(db)
     r = _reports(db, shift, 2)
     page = new_page(viewport={"width": 1280, "height": 700})
-    _login(page, live_server, expert)
+    sign_in(page, live_server, expert)
     _listening(page)
     expect(page.locator(f"#report-{r[0].id}")).to_be_focused()
     page.keyboard.press("j")
@@ -116,7 +99,7 @@ def test_a_new_photo_is_appended_without_moving_focus_or_scroll(live_server, new
 def test_an_empty_queue_fills_when_a_photo_arrives(live_server, new_page, db, expert):
     shift = _shift(db)
     page = new_page()
-    _login(page, live_server, expert)
+    sign_in(page, live_server, expert)
     _listening(page)
     expect(page.locator(".mod-empty")).to_contain_text("Все фото проверены")
     arrived = _new_photo(db, shift)
@@ -132,11 +115,11 @@ def test_a_card_decided_by_another_curator_turns_decided_within_two_seconds(
     shift = _shift(db)
     (report,) = _reports(db, shift, 1)
     anna_page, boris_page = new_page(), new_page()
-    _login(anna_page, live_server, expert)
+    sign_in(anna_page, live_server, expert)
     _listening(anna_page)
     expect(anna_page.locator(f"#report-{report.id} .mod-approve")).to_be_visible()
     # Boris reaches Anna's card by its link (his queue skips it) and accepts it.
-    _login(boris_page, live_server, boris, f"/reports/{report.id}")
+    sign_in(boris_page, live_server, boris, f"/reports/{report.id}")
     boris_page.keyboard.press("a")
     expect(boris_page.locator(f"#report-{report.id}")).to_contain_text("✓ Принято — вы")
     decided = time.monotonic()
@@ -153,7 +136,7 @@ def test_dashboard_numbers_follow_the_queue(live_server, new_page, db, expert):
     shift = _shift(db)
     _reports(db, shift, 2)
     page = new_page()
-    _login(page, live_server, expert, "/")
+    sign_in(page, live_server, expert, "/")
     _listening(page)
     waiting = page.locator("#dash-numbers .stat-value").first
     expect(waiting).to_have_text("2")
@@ -205,7 +188,7 @@ def test_three_curators_split_the_queue_and_a_closed_tab_leaves_nothing_behind(
     for person in staff:
         page = new_page()
         page.context.add_init_script(RECORDER)
-        _login(page, live_server, person, "/reports?size=5")
+        sign_in(page, live_server, person, "/reports?size=5")
         _listening(page)
         pages.append(page)
 
@@ -327,14 +310,14 @@ def test_a_card_taken_over_after_a_lapsed_claim_says_so(settings, new_page, db, 
         boris = factories.make_staff(db, email="boris@example.org", name="Борис")
         (report,) = _reports(db, _shift(db), 1)
         anna_page = new_page()
-        _login(anna_page, base, expert)
+        sign_in(anna_page, base, expert)
         expect(anna_page.locator(f"#report-{report.id} .mod-approve")).to_be_visible()
         # Asleep: her page renews nothing, and her claim runs out.
         asleep = "**/reports/claims"
         anna_page.route(asleep, lambda route: route.abort())
         clock.set_now(clock.now() + timedelta(seconds=13))
         boris_page = new_page()
-        _login(boris_page, base, boris)
+        sign_in(boris_page, base, boris)
         expect(boris_page.locator(f"#report-{report.id}")).to_be_visible()
         anna_page.unroute(asleep)  # awake: the next renewal tells her
         expect(anna_page.locator(f"#report-{report.id} .mod-elsewhere")).to_contain_text(

@@ -12,31 +12,14 @@ from sqlmodel import select
 from app import clock
 from app.models import PhotoFlag, Report, ReportPhoto, ReportStatus, StaffRole
 from tests import factories
-from tests.conftest import PASSWORD
+from tests.browser_support import sign_in
 
 pytestmark = pytest.mark.browser
 
 
 def _queue(db, n):
     shift = factories.make_shift(db, start=clock.local_today() - timedelta(days=1))
-    base = clock.now() - timedelta(hours=2)
-    reports = []
-    for i in range(n):
-        member = factories.make_member(db, shift)
-        report = factories.make_report(db, member, day=2, status=ReportStatus.reviewing)
-        report.submitted_at = base + timedelta(minutes=i)
-        db.add(report)
-        reports.append(report)
-    db.commit()
-    return reports
-
-
-def _login(page, base, staff, path="/reports"):
-    page.goto(f"{base}/login?next={path.replace('?', '%3F').replace('&', '%26')}")
-    page.fill("#email", staff.email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}{path}")
+    return factories.make_review_queue(db, shift, n)
 
 
 def _focused(page) -> str:
@@ -45,7 +28,7 @@ def _focused(page) -> str:
 
 def test_curator_clears_three_cards_with_the_keyboard_and_undoes_one(page, live_server, expert, db):
     r = _queue(db, 5)
-    _login(page, live_server, expert)
+    sign_in(page, live_server, expert)
     count = page.locator("#queue-count")
     expect(count).to_have_text("5")
     expect(page.locator(f"#report-{r[0].id}")).to_be_focused()
@@ -95,7 +78,7 @@ def test_next_pages_load_while_scrolling_and_the_photo_opens_in_place(
     page, live_server, expert, db
 ):
     r = _queue(db, 9)
-    _login(page, live_server, expert, "/reports?size=2")
+    sign_in(page, live_server, expert, "/reports?size=2")
     cards = page.locator(".mod-card")
     expect(cards).to_have_count(4)  # the next page was fetched before the end was reached
     for _ in range(10):
@@ -144,8 +127,8 @@ def test_second_curator_sees_the_first_decision(page, new_page, live_server, exp
     # Without live updates (tests/test_browser_live.py has those), so her click races the first
     # decision; she reaches the card by its link, as her queue skips a card on someone's screen.
     second.route("**/events", lambda route: route.abort())
-    _login(page, live_server, expert)
-    _login(second, live_server, other, f"/reports/{report.id}")
+    sign_in(page, live_server, expert)
+    sign_in(second, live_server, other, f"/reports/{report.id}")
     page.keyboard.press("a")
     expect(page.locator(f"#report-{report.id}")).to_contain_text("✓ Принято — вы")
     second.locator(f"#report-{report.id} .mod-approve button").click()
@@ -171,7 +154,7 @@ def test_the_bar_keeps_the_filters_count_and_the_last_decision_in_view(
 ):
     r = _queue(db, 6)
     _flag(db, r[4], r[0])
-    _login(page, live_server, expert, "/reports?flagged=1")
+    sign_in(page, live_server, expert, "/reports?flagged=1")
     bar = page.locator("#mod-bar")
     expect(page.locator("#queue-count")).to_have_text("1")  # the filter's count, not the queue's
     expect(bar).to_contain_text("Ждут проверки по фильтру")
@@ -205,7 +188,7 @@ def test_on_a_phone_one_card_fills_the_screen_and_reasons_open_as_a_sheet(
 ):
     r = _queue(db, 3)
     page = new_page(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
-    _login(page, live_server, expert)
+    sign_in(page, live_server, expert)
     card = page.locator(f"#report-{r[0].id}")
     photo = card.locator(".mod-photo img").bounding_box()
     assert photo["width"] >= 340  # the photo spans the phone's width

@@ -26,18 +26,8 @@ HX = {"HX-Request": "true"}
 
 def _queue(db, n):
     shift = factories.make_shift(db, start=clock.local_today() - timedelta(days=1))
-    base = clock.now() - timedelta(hours=1)
-    reports = []
-    for i in range(n):
-        member = factories.make_member(
-            db, shift, factories.make_participant(db, name=f"Ребёнок{i}")
-        )
-        report = factories.make_report(db, member, day=2, status=ReportStatus.reviewing)
-        report.submitted_at = base + timedelta(minutes=i)
-        db.add(report)
-        reports.append(report)
-    db.commit()
-    return reports
+    start = clock.now() - timedelta(hours=1)
+    return factories.make_review_queue(db, shift, n, start=start, named=True)
 
 
 def _ids(html: str) -> list[int]:

@@ -10,17 +10,9 @@ from sqlmodel import select
 from app import clock
 from app.models import ShiftDay, Task
 from tests import factories
-from tests.conftest import PASSWORD
+from tests.browser_support import sign_in
 
 pytestmark = pytest.mark.browser
-
-
-def _login(page, live_server, admin):
-    page.goto(live_server + "/login")
-    page.fill("#email", admin.email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server + "/reports")
 
 
 def test_plan_day_changes_inline_and_archive_toggles(page, live_server, admin, db):
@@ -29,7 +21,7 @@ def test_plan_day_changes_inline_and_archive_toggles(page, live_server, admin, d
     shift = factories.make_shift(
         db, start=clock.local_today() - timedelta(days=1), days=5, tasks=[first]
     )
-    _login(page, live_server, admin)
+    sign_in(page, live_server, admin)
     page.goto(f"{live_server}/shifts/{shift.id}/plan")
     assert page.locator("#day-1 select").count() == 0  # yesterday: read-only
     page.select_option("#task-4", str(second.id))
