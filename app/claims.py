@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from app import clock
+from app import clock, live
 from app.db import dialect_insert
 from app.models import Report, ReportClaim, ReportStatus
 from app.settings import get_settings
@@ -81,7 +81,8 @@ def claim(session: Session, staff_id: int, report_ids: Iterable[int]) -> set[int
 
 
 def release(session: Session, staff_id: int, report_ids: Iterable[int]) -> int:
-    """Give up `staff_id`'s claims on these reports (the page was left); the number released."""
+    """Give up `staff_id`'s claims on these reports (the page was left); the number released.
+    Open queues are told when any was, so the freed cards reach someone else's screen."""
     ids = list(report_ids)
     if not ids:
         return 0
@@ -90,7 +91,10 @@ def release(session: Session, staff_id: int, report_ids: Iterable[int]) -> int:
             col(ReportClaim.report_id).in_(ids), col(ReportClaim.staff_id) == staff_id
         )
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    released = int(result.rowcount)  # type: ignore[attr-defined]
+    if released:
+        live.notify(session, live.FREED)
+    return released
 
 
 def drop(session: Session, report_id: int) -> None:

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app import claims, live, moderation, report_queue
+from app import claims, moderation, report_queue
 from app.errors import NotFound
 from app.models import ReportStatus, Staff
 from app.settings import get_settings
@@ -141,8 +141,7 @@ def claims_release(request: Request, session: Session, actor: Staff) -> Response
     """The page with these cards was left or closed (`navigator.sendBeacon`): others may take them."""
     assert actor.id is not None
     ids = claims.clean_ids(form(request).getlist("id"))
-    if claims.release(session, actor.id, ids):
-        live.notify(session, live.FREED)
+    claims.release(session, actor.id, ids)
     return Response(status_code=204)
 
 
