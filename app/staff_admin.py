@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -120,7 +121,9 @@ def reissue(session: Session, actor: Staff | None, token: StaffToken) -> tuple[S
     return password_reset(session, actor, staff)
 
 
-def revoke(session: Session, actor: Staff | None, token: StaffToken) -> None:
+def _close_token(session: Session, token: StaffToken, **values: Any) -> bool:
+    """Mark a still-open link used or revoked; a guarded UPDATE, so of two requests at once only
+    one closes it. Whether this one did."""
     result = session.execute(
         sa.update(StaffToken)
         .where(
@@ -128,9 +131,13 @@ def revoke(session: Session, actor: Staff | None, token: StaffToken) -> None:
             col(StaffToken.used_at).is_(None),
             col(StaffToken.revoked_at).is_(None),
         )
-        .values(revoked_at=clock.now())
+        .values(**values)
     )
-    if result.rowcount:  # type: ignore[attr-defined]
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def revoke(session: Session, actor: Staff | None, token: StaffToken) -> None:
+    if _close_token(session, token, revoked_at=clock.now()):
         audit.record(
             session, actor, "staff.token_revoke", "staff_token", token.id, None, {"revoked": True}
         )
@@ -204,7 +211,8 @@ def accept(
         _check_names(name, surname, errors)
     if errors:
         raise FormErrors(errors)
-    _use_token(session, token)
+    if not _close_token(session, token, used_at=clock.now()):  # of two clicks, one goes on
+        raise FormErrors({"": LINK_GONE})
     if token.purpose == TokenPurpose.invite:
         return _create_invited(session, token, name, surname, password)
     account = session.get(Staff, token.staff_id)
@@ -215,21 +223,6 @@ def accept(
     session.add(account)
     audit.record(session, account, "staff.password_reset", "staff", account.id)
     return account
-
-
-def _use_token(session: Session, token: StaffToken) -> None:
-    """Mark the link used; a guarded UPDATE, so of two clicks at once only one goes on."""
-    used = session.execute(
-        sa.update(StaffToken)
-        .where(
-            col(StaffToken.id) == token.id,
-            col(StaffToken.used_at).is_(None),
-            col(StaffToken.revoked_at).is_(None),
-        )
-        .values(used_at=clock.now())
-    )
-    if not used.rowcount:  # type: ignore[attr-defined]
-        raise FormErrors({"": LINK_GONE})
 
 
 def _create_invited(
