@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,7 +28,6 @@ from app.models import (
     StaffToken,
     Task,
 )
-from app.settings import get_settings
 
 PAGE_SIZE = 50
 MAX_TEXT = 80
@@ -224,7 +223,7 @@ def page(session: Session, filters: Filters, after: str | None = None) -> Page:
     if filters.object_type:
         query = query.where(col(AuditEvent.object_type) == filters.object_type)
     if filters.day is not None:
-        start = datetime.combine(filters.day, time(), tzinfo=get_settings().tz)
+        start = clock.local_midnight(filters.day)
         query = query.where(
             col(AuditEvent.at) >= start, col(AuditEvent.at) < start + timedelta(days=1)
         )

@@ -6,7 +6,7 @@ moment. Timestamps are UTC-aware; `local_*` helpers give the project's time zone
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 
 from app.settings import get_settings
 
@@ -31,3 +31,8 @@ def local_now() -> datetime:
 
 def local_today() -> date:
     return local_now().date()
+
+
+def local_midnight(day: date | None = None) -> datetime:
+    """The start of `day` (default: today) in the project's time zone, as an aware datetime."""
+    return datetime.combine(day or local_today(), time(), tzinfo=get_settings().tz)

@@ -7,7 +7,7 @@ Read-only; every number is something a curator can act on from a filtered list.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,7 +28,6 @@ from app.models import (
     ShiftStatus,
     Staff,
 )
-from app.settings import get_settings
 
 RUNNING = (ShiftStatus.preparing, ShiftStatus.started, ShiftStatus.finishing)
 DECIDED_WINDOW = 3  # days: today's decisions are counted among photos sent this recently
@@ -66,7 +65,7 @@ def _count(session: Session, query: Any) -> int:
 
 
 def build(session: Session) -> Dashboard:
-    today_start = datetime.combine(clock.local_today(), time(), tzinfo=get_settings().tz)
+    today_start = clock.local_midnight()
     reviewing = report_queue.count(session, report_queue.Filters())
     flagged = report_queue.count(session, report_queue.Filters(flagged=True))
     oldest = session.execute(

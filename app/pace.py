@@ -24,14 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from app import clock, db
 from app.models import AuditEvent, Staff, StaffStatus
-from app.settings import get_settings
 
 BREAK_SECONDS = 600  # a longer gap between two decisions is a break, not time spent on a photo
 DECISIONS = ("report.approve", "report.decline")
@@ -60,7 +59,7 @@ def week_start(today_start: datetime) -> datetime:
 def team(session: Session, staff_ids: Collection[int] | None = None) -> list[Pace]:
     """Everyone's pace (active staff and anyone who decided this week), busiest first; or only
     the staff in `staff_ids`, whatever their status. One statement."""
-    today_start = datetime.combine(clock.local_today(), time(), tzinfo=get_settings().tz)
+    today_start = clock.local_midnight()
     since = week_start(today_start)
     events_where = [
         col(AuditEvent.object_type) == "report",
