@@ -158,6 +158,9 @@ class Hub:
         polls = 0
         while True:
             await asyncio.sleep(self.settings.live_poll_seconds)
+            if not self.queues:  # nobody listens in this process: no polling until a stream opens
+                self.connected.clear()
+                return
             try:
                 rows = await asyncio.to_thread(_events_after, last, polls % 60 == 59)
             except Exception as exc:  # a locked or busy database: try again at the next poll
