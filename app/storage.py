@@ -147,6 +147,20 @@ class S3Config:
     secret_access_key: str = field(repr=False)
     prefix: str = ""
 
+    def environ(self) -> dict[str, str]:
+        """The settings (environment variables) that point a `lomaya` process at this bucket."""
+        env = {
+            "MEDIA_BACKEND": "s3",
+            "S3_ENDPOINT_URL": self.endpoint_url,
+            "S3_BUCKET": self.bucket,
+            "S3_REGION": self.region,
+            "S3_ACCESS_KEY_ID": self.access_key_id,
+            "S3_SECRET_ACCESS_KEY": self.secret_access_key,
+        }
+        if self.prefix:
+            env["S3_PREFIX"] = self.prefix
+        return env
+
 
 # Requests of the app wait at most this long for the store; health probes fail faster and do not
 # retry (whoever polls /health polls again).

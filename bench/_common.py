@@ -118,16 +118,7 @@ def media_env(kind: str, seaweed: Any = None) -> dict[str, str]:
     under a fresh key prefix)."""
     if kind == "local":
         return {"MEDIA_BACKEND": "local"}
-    config = seaweed.config()
-    return {
-        "MEDIA_BACKEND": "s3",
-        "S3_ENDPOINT_URL": config.endpoint_url,
-        "S3_BUCKET": config.bucket,
-        "S3_REGION": config.region,
-        "S3_ACCESS_KEY_ID": config.access_key_id,
-        "S3_SECRET_ACCESS_KEY": config.secret_access_key,
-        "S3_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
-    }
+    return {**seaweed.config().environ(), "S3_PREFIX": f"bench-{uuid.uuid4().hex[:8]}"}
 
 
 # --- latency figures --------------------------------------------------------------------------------

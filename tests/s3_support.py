@@ -311,13 +311,4 @@ def store_env(store: LocalStorage | S3Storage) -> dict[str, str]:
     """Environment variables that make a `lomaya` subprocess use the same media backend."""
     if isinstance(store, LocalStorage):
         return {"MEDIA_BACKEND": "local", "DATA_DIR": str(store.root.parent)}
-    config = store.config
-    return {
-        "MEDIA_BACKEND": "s3",
-        "S3_ENDPOINT_URL": config.endpoint_url,
-        "S3_BUCKET": config.bucket,
-        "S3_REGION": config.region,
-        "S3_ACCESS_KEY_ID": config.access_key_id,
-        "S3_SECRET_ACCESS_KEY": config.secret_access_key,
-        "S3_PREFIX": config.prefix,
-    }
+    return store.config.environ()

@@ -230,23 +230,12 @@ def test_health_endpoint_is_503_when_the_s3_credentials_are_wrong(s3_server, cli
 # --- the configured backend: settings, start-up check, health -----------------------------------
 
 
-def _s3_environ(config: S3Config) -> dict[str, str]:
-    return {
-        "MEDIA_BACKEND": "s3",
-        "S3_ENDPOINT_URL": config.endpoint_url,
-        "S3_BUCKET": config.bucket,
-        "S3_REGION": config.region,
-        "S3_ACCESS_KEY_ID": config.access_key_id,
-        "S3_SECRET_ACCESS_KEY": config.secret_access_key,
-    }
-
-
 def test_the_backend_is_built_from_the_settings(settings, s3_server):
     from app.settings import set_settings
 
     assert isinstance(storage.backend(), LocalStorage)
     assert storage.backend().root == settings.media_dir
-    env = {"SECRET_KEY": "s" * 32, "DATA_DIR": str(settings.data_dir), **_s3_environ(s3_server)}
+    env = {"SECRET_KEY": "s" * 32, "DATA_DIR": str(settings.data_dir), **s3_server.environ()}
     s3_settings = set_settings(load_settings({**env, "S3_PREFIX": "p1"}, env_file=None))
     store = storage.backend()
     assert isinstance(store, S3Storage) and store.prefix == "p1/"
@@ -326,7 +315,7 @@ def _cli(args: list[str], env: dict[str, str], cwd: Path):
 
 def test_processes_stop_with_one_line_on_a_wrong_s3_secret(s3_server, tmp_path, database_url):
     env = {
-        **_s3_environ(s3_server),
+        **s3_server.environ(),
         "S3_SECRET_ACCESS_KEY": "not-the-secret-0123456789",
         "DATABASE_URL": database_url,
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
