@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -440,3 +441,13 @@ CPU_NOTE = (
     "process minus the client thread); pg = backends of the bench database; others = cores busy "
     "with work the bench did not cause (machine − app − pg − bench)."
 )
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """SIGTERM (a graceful shutdown), then SIGKILL if it lingers."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

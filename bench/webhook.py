@@ -76,6 +76,7 @@ from bench._common import (
     own_url,
     percentile,
     start_seaweedfs,
+    stop_process,
     summary,
 )
 
@@ -330,12 +331,7 @@ class Worker:
         )
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 class Server:
@@ -395,12 +391,7 @@ class Server:
         conn.close()
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self._reader.join(timeout=5)
 
 
