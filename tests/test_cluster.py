@@ -298,7 +298,16 @@ def test_cluster_behind_nginx_keeps_every_photo_and_telegrams_limits(
         killed, survivor = webs
         assert killed.kill(signal.SIGKILL) == -signal.SIGKILL
         results = [future.result() for future in futures]
-    assert results.count("processed") == MEMBERS, (Counter(results), telegram.failures)
+    # An attempt that died with the process may have stored the photo before its answer was lost:
+    # Telegram's next delivery of that update is then acknowledged as a duplicate. Only an update
+    # that failed once may end so; the counts below show each is stored exactly once.
+    outcomes = dict(zip((update["update_id"] for update in updates), results, strict=True))
+    failed_once = {int(failure.split(":")[0]) for failure in telegram.failures}
+    assert set(results) <= {"processed", "duplicate"}, Counter(results)
+    assert {u for u, result in outcomes.items() if result == "duplicate"} <= failed_once, (
+        Counter(results),
+        telegram.failures,
+    )
     # One access-log line per attempt (nginx writes it after the answer: wait for them all).
     proxy.take_log_lines(sum(telegram.attempts.values()), timeout=30)
 
