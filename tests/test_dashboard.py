@@ -44,3 +44,22 @@ def test_an_expert_is_sent_to_results_not_to_the_shift_page(expert_client, db):
     page = expert_client.get("/").text
     assert f'href="/shifts/{shift.id}/results"' in page
     assert f'href="/shifts/{shift.id}"' not in page
+
+
+def test_an_expert_sees_their_own_numbers_not_each_colleagues(expert_client, db, expert):
+    """Only administrators see everyone's numbers (the pace rule): an expert's start page has
+    their own pace, not the list of what each colleague decided today."""
+    colleague = factories.make_staff(db, name="Борис", surname="Проверкин")
+    shift = factories.make_shift(db, start=clock.local_today() - timedelta(days=3))
+    for who in (colleague, expert):
+        report = factories.make_report(
+            db, factories.make_member(db, shift), 2, ReportStatus.approved
+        )
+        report.decided_by_id, report.decided_at = who.id, clock.now()
+        db.add(report)
+    db.commit()
+
+    page = " ".join(expert_client.get("/").text.split())
+    assert "Ваш темп" in page
+    assert "Сегодня проверили" not in page
+    assert "Проверкин" not in page

@@ -19,7 +19,7 @@ from app.web.staff import pace_context
 
 @staff_view()
 def dashboard(request: Request, session: Session, actor: Staff) -> Response:
-    board = dashboard_data.build(session)
+    board = dashboard_data.build(session, everyone=actor.is_admin)
     return render(
         request,
         "dashboard.html",
