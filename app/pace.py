@@ -172,3 +172,19 @@ def of(session: Session, staff_id: int) -> Pace:
     """One staff member's pace (zeros for someone who has not decided anything this week)."""
     found = team(session, [staff_id])
     return found[0] if found else Pace(staff_id, "", 0, 0, 0, None)
+
+
+@dataclass(frozen=True)
+class Board:
+    """What a page shows (templates/staff/_pace.html): the team as a table, or one person."""
+
+    team: bool
+    rows: list[Pace]
+    break_minutes: int = BREAK_SECONDS // 60
+
+
+def board(session: Session, person: Staff, *, whole_team: bool = False) -> Board:
+    """The whole team (an administrator's start page) or one staff member's line."""
+    assert person.id is not None
+    rows = team(session) if whole_team else [of(session, person.id)]
+    return Board(whole_team, rows)

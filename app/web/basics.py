@@ -9,12 +9,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from app import dashboard as dashboard_data
-from app import health, storage
+from app import health, pace, storage
 from app.errors import MissingObject
 from app.models import Staff
 from app.shifts import STATUS_LABELS
 from app.web.common import render, staff_view
-from app.web.staff import pace_context
 
 
 @staff_view()
@@ -28,7 +27,7 @@ def dashboard(request: Request, session: Session, actor: Staff) -> Response:
             "waited": dashboard_data.waited(board.oldest_submitted_at),
             "shift_labels": STATUS_LABELS,
             # The team's pace for administrators; everyone else sees only their own line.
-            **pace_context(session, actor, team=actor.is_admin),
+            "pace": pace.board(session, actor, whole_team=actor.is_admin),
         },
     )
 

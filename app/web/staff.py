@@ -134,15 +134,9 @@ def staff_block(request: Request, session: Session, actor: Staff) -> Response:
 def staff_pace(request: Request, session: Session, actor: Staff) -> Response:
     """A staff member's pace: administrators only (everyone sees their own on the profile)."""
     person = _person(request, session)
-    return render(request, "staff/pace.html", {"person": person, **pace_context(session, person)})
-
-
-def pace_context(session: Session, person: Staff, *, team: bool = False) -> dict[str, Any]:
-    """What templates/staff/_pace.html needs: the team (only for an administrator's start page)
-    or one person's line."""
-    assert person.id is not None
-    rows = pace.team(session) if team else [pace.of(session, person.id)]
-    return {"pace_team": team, "pace_rows": rows, "pace_break_minutes": pace.BREAK_SECONDS // 60}
+    return render(
+        request, "staff/pace.html", {"person": person, "pace": pace.board(session, person)}
+    )
 
 
 @admin_view
@@ -237,7 +231,7 @@ def profile(request: Request, session: Session, actor: Staff) -> Response:
             "errors": errors,
             "notice": notice,
             "roles": staff_admin.ROLE_LABELS,
-            **pace_context(session, actor),
+            "pace": pace.board(session, actor),
         },
         400 if errors else 200,
     )
@@ -264,7 +258,7 @@ def profile_password(request: Request, session: Session, actor: Staff) -> Respon
                 "errors": exc.errors,
                 "notice": None,
                 "roles": staff_admin.ROLE_LABELS,
-                **pace_context(session, actor),
+                "pace": pace.board(session, actor),
             },
             400,
         )
