@@ -1,6 +1,6 @@
 """The start page's numbers (product.md §4): what is waiting, since when, who decided what today
-(administrators only),
-which families cannot be reached, and whether messages and the daily jobs are running.
+(administrators only), which families cannot be reached, and whether messages and the daily jobs
+are running.
 
 Read-only; every number is something a curator can act on from a filtered list.
 """
