@@ -132,6 +132,37 @@ def test_a_card_decided_by_another_curator_turns_decided_within_two_seconds(
     expect(anna_page.locator("#queue-count")).to_have_text("0")
 
 
+def test_a_late_event_of_an_undone_decision_leaves_the_open_card_and_its_text(
+    live_server, new_page, db, expert
+):
+    """A "decided" event for a card that is open again on the server (one's own decision, undone
+    before its event arrived: SQLite carries events once a second) must not redraw the card: the
+    decline sheet stays open with what the curator has typed."""
+    shift = _shift(db)
+    (report,) = _reports(db, shift, 1)
+    page = new_page()
+    sign_in(page, live_server, expert)
+    _listening(page)
+    card = page.locator(f"#report-{report.id}")
+    expect(card).to_be_focused()
+    page.keyboard.press("d")
+    field = page.locator(f"#reason-{report.id}")
+    field.click()
+    page.keyboard.type("почти получилось")
+    page.evaluate(f"document.getElementById('report-{report.id}').__kept = true")
+
+    rechecked = lambda r: f"/reports/{report.id}?next=" in r.url  # noqa: E731
+    with page.expect_response(rechecked) as recheck, session_scope() as session:
+        live.notify(session, live.DECIDED, report.id)
+    assert recheck.value.ok
+    page.wait_for_function(f"!document.getElementById('report-{report.id}').dataset.recheck")
+
+    assert page.evaluate(f"document.getElementById('report-{report.id}').__kept === true")
+    expect(field).to_be_visible()
+    expect(field).to_have_value("почти получилось")
+    expect(field).to_be_focused()
+
+
 def test_dashboard_numbers_follow_the_queue(live_server, new_page, db, expert):
     shift = _shift(db)
     _reports(db, shift, 2)

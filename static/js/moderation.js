@@ -239,14 +239,26 @@
     if (countUrl && window.htmx) window.htmx.ajax("GET", countUrl, { target: "#queue-count", swap: "outerHTML" });
   }
 
-  // Another curator decided a card that is on this screen: show it decided.
+  // Another curator decided a card that is on this screen: show it decided. The event may also be
+  // one's own decision arriving after it was undone (SQLite carries events once a second): a card
+  // that is still open on the server is left as it is, with the decline sheet and whatever was
+  // typed in it.
   document.body.addEventListener("live:report", function (e) {
     if (e.detail.kind !== "decided") return;
     var card = document.getElementById("report-" + e.detail.id);
     if (!card || !queue.contains(card) || !open(card) || !window.htmx) return;
     var here = location.pathname + location.search;
+    card.dataset.recheck = "1";
     window.htmx.ajax("GET", "/reports/" + e.detail.id + "?next=" + encodeURIComponent(here),
       { target: card, swap: "outerHTML" });
+  });
+  document.body.addEventListener("htmx:beforeSwap", function (e) {
+    var card = e.detail.target;
+    if (!card || !card.dataset || !card.dataset.recheck) return;
+    delete card.dataset.recheck;
+    if (!open(card) || /data-status="reviewing"/.test(e.detail.serverResponse || "")) {
+      e.detail.shouldSwap = false;
+    }
   });
   document.body.addEventListener("live:changed", function () { recount(); pull(); });
 
