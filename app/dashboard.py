@@ -54,7 +54,8 @@ class Dashboard:
     participants: int
     blocked: int  # members of running shifts whose family blocked the bot
     shifts: list[Any]
-    curators: list[Curator]
+    curators: list[Curator]  # each curator's decisions today (empty unless `everyone`)
+    team_today: Curator  # the whole team's decisions today, shown to everyone
     outbox_backlog: int
     outbox_oldest_seconds: float
     outbox_failed_today: int
@@ -66,8 +67,8 @@ def _count(session: Session, query: Any) -> int:
 
 
 def build(session: Session, *, everyone: bool) -> Dashboard:
-    """`everyone`: today's decisions of every curator (administrators only, as for their pace);
-    without it `curators` stays empty and the query is not run."""
+    """`everyone`: today's decisions of each curator (administrators only, as for the pace);
+    without it `curators` stays empty and only the team's total is shown."""
     today_start = clock.local_midnight()
     reviewing = report_queue.count(session, report_queue.Filters())
     flagged = report_queue.count(session, report_queue.Filters(flagged=True))
@@ -112,7 +113,8 @@ def build(session: Session, *, everyone: bool) -> Dashboard:
         .where(col(Shift.status).in_(RUNNING))
         .order_by(col(Shift.started_at))
     ).all()
-    curators = _curators(session, today_start) if everyone else []
+    curators = _curators(session, today_start)
+    team_today = Curator("", sum(c.approved for c in curators), sum(c.declined for c in curators))
     backlog = outbox.backlog(session)
     failed = _count(
         session,
@@ -131,7 +133,8 @@ def build(session: Session, *, everyone: bool) -> Dashboard:
         participants=participants,
         blocked=blocked,
         shifts=list(shifts),
-        curators=curators,
+        curators=curators if everyone else [],
+        team_today=team_today,
         outbox_backlog=int(backlog["backlog"]),
         outbox_oldest_seconds=float(backlog["oldest_due_seconds"]),
         outbox_failed_today=failed,

@@ -31,6 +31,7 @@ def test_a_curator_acts_from_the_start_page(admin_client, db, admin, expert):
         assert f'href="{href}"' in page, href
     assert "2</span>" in page and "фото ждут" in page
     assert "самое старое ждёт 2 дня 3 часа" in page
+    assert "Вся команда — 1 фото: принято 1, отклонено 0." in page
     assert "Анна Кураторова</strong>: 1 фото — принято 1, отклонено 0" in page
     assert "семья в смене заблокировала бота" in page
     assert f'href="/shifts/{shift.id}"' in page and f'href="/reports?shift={shift.id}"' in page
@@ -48,7 +49,7 @@ def test_an_expert_is_sent_to_results_not_to_the_shift_page(expert_client, db):
 
 def test_an_expert_sees_their_own_numbers_not_each_colleagues(expert_client, db, expert):
     """Only administrators see everyone's numbers (the pace rule): an expert's start page has
-    their own pace, not the list of what each colleague decided today."""
+    their own pace and the team's total today, not what each colleague decided."""
     colleague = factories.make_staff(db, name="Борис", surname="Проверкин")
     shift = factories.make_shift(db, start=clock.local_today() - timedelta(days=3))
     for who in (colleague, expert):
@@ -61,5 +62,5 @@ def test_an_expert_sees_their_own_numbers_not_each_colleagues(expert_client, db,
 
     page = " ".join(expert_client.get("/").text.split())
     assert "Ваш темп" in page
-    assert "Сегодня проверили" not in page
+    assert "Вся команда — 2 фото: принято 2, отклонено 0." in page
     assert "Проверкин" not in page
