@@ -2,6 +2,7 @@
 
 - `fresh_database`, `drop_database`, `environment`: a scratch PostgreSQL database and the app's env.
 - `percentile`, `summary`: latency figures.
+- `sign_in`: a staff member's session cookie, logged in over HTTP as a browser does.
 - `CpuMeter`: what makes a figure trustworthy on a shared, noisy machine. Wall-clock times swing
   2–3× with load, CPU time per operation much less, so every bench prints, beside its wall-clock
   figures, the load average (/proc/loadavg) at start and end of the measured phase and the CPU time
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import statistics
 import subprocess
 import tempfile
@@ -123,6 +125,29 @@ def media_env(kind: str, seaweed: Any = None) -> dict[str, str]:
 
 
 # --- latency figures --------------------------------------------------------------------------------
+
+
+def sign_in(base_url: str, email: str, password: str) -> str:
+    """The value of the `lomaya_session` cookie after logging in through the login form at
+    `base_url`. The cookie is carried by hand: with an https APPLICATION_URL it is Secure, and a
+    client would keep it off plain http."""
+    import httpx2
+
+    session = re.compile(r"lomaya_session=([^;]+)")
+    with httpx2.Client(base_url=base_url, timeout=30) as client:
+        form = client.get("/login")
+        cookie = session.search(form.headers.get("set-cookie", ""))
+        token = re.search(r'name="csrf-token" content="([^"]+)"', form.text)
+        assert cookie and token, "no session cookie or CSRF token on /login"
+        answer = client.post(
+            "/login",
+            data={"email": email, "password": password, "csrf_token": token.group(1)},
+            headers={"Cookie": f"lomaya_session={cookie.group(1)}"},
+        )
+        assert answer.status_code == 303, answer.status_code
+        cookie = session.search(answer.headers.get("set-cookie", ""))
+        assert cookie, "no session cookie after logging in"
+        return cookie.group(1)
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import shutil
 import sys
 import tempfile
@@ -61,6 +60,7 @@ from bench._common import (
     media_env,
     own_url,
     percentile,
+    sign_in,
     start_seaweedfs,
 )
 from bench.webhook import SECRET, H, W, _backgrounds, _init, _photo, arrange, make_bodies, post_all
@@ -81,7 +81,6 @@ from tests.cluster_support import (
 DB_NAME = "lomaya_bench_cluster"
 EMAIL = "bench@example.org"
 PASSWORD = "bench password 123"
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @dataclass
@@ -143,25 +142,6 @@ def split(cpu: CpuResult, worker_pid: int, nginx_pid: int) -> tuple[CpuResult, f
     return rest, worker, nginx
 
 
-def login(proxy: Nginx) -> str:
-    """The curator's session cookie, logged in through nginx. APPLICATION_URL is https, so the
-    cookie is Secure and a client keeps it off plain http: it is carried by hand."""
-    with httpx2.Client(base_url=proxy.url, timeout=30) as client:
-        form = client.get("/login")
-        cookie = re.search(r"lomaya_session=([^;]+)", form.headers["set-cookie"])
-        token = CSRF_FIELD.search(form.text)
-        assert cookie and token
-        answer = client.post(
-            "/login",
-            data={"email": EMAIL, "password": PASSWORD, "csrf_token": token.group(1)},
-            headers={"Cookie": f"lomaya_session={cookie.group(1)}"},
-        )
-        assert answer.status_code == 303, answer.status_code
-        cookie = re.search(r"lomaya_session=([^;]+)", answer.headers["set-cookie"])
-        assert cookie
-        return cookie.group(1)
-
-
 def get_pages(proxy: Nginx, cookie: str, total: int, clients: int):
     """`total` GET /reports through nginx from `clients` keep-alive clients."""
     left = iter(range(total))
@@ -218,7 +198,7 @@ def run_config(webs: int, warm: list[bytes], bodies: list[bytes], base: dict, ar
         for server in servers:
             wait_until_healthy(server)
         proxy = start_nginx(log_dir / "nginx", [s.address for s in servers])
-        cookie = login(proxy)
+        cookie = sign_in(proxy.url, EMAIL, PASSWORD)
         label = f"{webs} web"
         print(f"{label}: warm-up, {len(warm)} updates and 20 pages (not measured)…", flush=True)
         post_all(proxy.port, SECRET, warm, args.concurrency)

@@ -34,14 +34,12 @@ import argparse
 import http.client
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlencode
 
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: import from the repository root
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
@@ -59,40 +57,13 @@ from bench._common import (
     load_line,
     own_url,
     percentile,
+    sign_in,
     summary,
 )
 from bench.webhook import ROOT, SECRET, Server, _photo, arrange, make_bodies
 
 DB_NAME = "lomaya_bench_live"
 PASSWORD = "bench password 123"
-
-
-def _cookie(response: http.client.HTTPResponse) -> str:
-    for name, value in response.getheaders():
-        if name.lower() == "set-cookie" and value.startswith("lomaya_session="):
-            return value.split(";", 1)[0]
-    raise RuntimeError("no session cookie")
-
-
-def sign_in(port: int, email: str) -> str:
-    """Sign in over HTTP as a browser does; returns the session cookie."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", "/login")
-    page = conn.getresponse()
-    cookie, html = _cookie(page), page.read().decode()
-    token = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
-    body = urlencode({"email": email, "password": PASSWORD, "csrf_token": token})
-    conn.request(
-        "POST",
-        "/login",
-        body=body,
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
-    )
-    answer = conn.getresponse()
-    answer.read()
-    assert answer.status == 303, answer.status
-    conn.close()
-    return _cookie(answer)
 
 
 class Listener:
@@ -289,7 +260,8 @@ def main() -> None:
         server = Server(ROOT, args.workers, env)
         server.wait_ready()
         for email in emails[: args.streams]:
-            listeners.append(Listener(server.port, sign_in(server.port, email)))
+            cookie = sign_in(f"http://127.0.0.1:{server.port}", email, PASSWORD)
+            listeners.append(Listener(server.port, f"lomaya_session={cookie}"))
         for listener in listeners:
             assert listener.ready.wait(30), "a stream did not start"
         if args.browser:
