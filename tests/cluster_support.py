@@ -17,7 +17,7 @@ A pytest plugin (listed in tests/conftest.py's `pytest_plugins`). Its fixtures:
   deploy/nginx/lomaya-locations.conf, the log format and upstream settings of
   deploy/nginx/lomaya.conf, without TLS; stopped at teardown.
 
-Plain functions (`run_cli`, `free_port`, `wait_for_health`, `render_nginx_conf`, and what Telegram
+Plain functions (`run_cli`, `free_port`, `wait_for`, `wait_for_health`, `render_nginx_conf`, and what Telegram
 would see of the sends: `max_in_one_second`, `min_gap_per_chat`) are usable without the fixtures. Every wait polls with a deadline; nothing synchronises on a bare sleep.
 """
 
@@ -96,6 +96,18 @@ def http_get(url: str, *, headers: dict[str, str] | None = None, timeout: float 
     except urllib.error.HTTPError as exc:
         with exc:
             return exc.code, exc.headers, exc.read()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, logs: Callable[[], str]):
+    """Poll `condition` until it is truthy (its value); fail with `logs()` (the processes' output)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs()}")
+        time.sleep(0.05)  # a poll interval: the loop checks the condition
 
 
 def wait_for_health(

@@ -31,6 +31,7 @@ import pytest
 import sqlalchemy as sa
 
 from app import locks
+from tests import cluster_support
 from tests.cluster_support import START_TIMEOUT, max_in_one_second, min_gap_per_chat
 from tests.fake_telegram import TOKEN, FakeTelegram
 
@@ -104,16 +105,10 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Process]]:
 def wait_for(
     condition: Callable[[], object], timeout: float, what: str, processes: list[Process]
 ) -> Any:
-    """Poll `condition` until it is true (its value) or fail with the processes' output."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            logs = "\n".join(p.output() for p in processes)
-            raise AssertionError(f"timed out waiting for {what}\n{logs}")
-        time.sleep(0.05)  # a poll interval: the loop checks the condition
+    """cluster_support.wait_for, failing with these processes' output."""
+    return cluster_support.wait_for(
+        condition, timeout, what, lambda: "\n".join(p.output() for p in processes)
+    )
 
 
 def holder_pid(engine: sa.Engine, role: str) -> int | None:

@@ -28,7 +28,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date, timedelta
@@ -46,6 +45,7 @@ from tests.cluster_support import (
     free_port,
     max_in_one_second,
     min_gap_per_chat,
+    wait_for,
     wait_until_healthy,
 )
 from tests.fake_telegram import TOKEN, FakeTelegram
@@ -59,18 +59,6 @@ EMAIL = "curator@example.org"
 PASSWORD = "correct horse battery staple"
 CSRF_META = re.compile(r'name="csrf-token" content="([^"]+)"')
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, logs: Callable[[], str]):
-    """Poll `condition` until it is truthy (its value); fail with the processes' logs."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs()}")
-        time.sleep(0.05)  # a poll interval: the loop checks the condition
 
 
 def photo(seed: int) -> bytes:
