@@ -520,14 +520,19 @@ def page(
     return Page(cards, cursor, whole=not after and cursor is None and not skip_claimed)
 
 
-def card(session: Session, report_id: int) -> Card:
-    """One card; strips and flags only for a card still in review (a decided card is one line)."""
+def card(session: Session, report_id: int, *, opened_by: int | None = None) -> Card:
+    """One card; strips and flags only for a card still in review (a decided card is one line).
+
+    `opened_by`: a curator opening the card's own page; a card in review is claimed for them, as a
+    queue page claims its cards (a no-op if another curator holds it)."""
     _fixed_join_order(session)
     row = session.execute(_card_select().where(col(Report.id) == report_id)).first()
     if row is None:
         raise NotFound(report_id)
     result = _card(row)
     if result.status == ReportStatus.reviewing:
+        if opened_by is not None:
+            claims.claim(session, opened_by, [result.id])
         enrich(session, [result])
     return result
 

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from app import claims, moderation, report_queue
 from app.errors import NotFound
-from app.models import ReportStatus, Staff
+from app.models import Staff
 from app.settings import get_settings
 from app.web import decisions
 from app.web.common import form, int_param, is_htmx, pop_flash, render, safe_next, staff_view
@@ -103,16 +103,17 @@ def _next_url(filters: report_queue.Filters, cursor: str | None) -> str | None:
 @staff_view()
 def show(request: Request, session: Session, actor: Staff) -> Response:
     report_id = int_param(request.path_params["report_id"])
+    # HTMX: the live queue refetching a card someone else decided, in its new state; otherwise
+    # the card's own page, which claims a card in review for this curator.
+    refetch = is_htmx(request)
     try:
-        card = report_queue.card(session, report_id or 0)
+        card = report_queue.card(session, report_id or 0, opened_by=None if refetch else actor.id)
     except NotFound:
         raise HTTPException(404) from None
-    if is_htmx(request):  # the live queue: a card someone else decided, in its new state
+    if refetch:
         ctx = _card_context(request, session, actor, count=False)
         ctx.update(card=card, here=safe_next(request.query_params.get("next"), "/reports"))
         return render(request, "reports/_card.html", ctx)
-    if card.status == ReportStatus.reviewing and actor.id is not None:
-        claims.claim(session, actor.id, [card.id])  # a no-op if another curator holds it
     ctx = _card_context(request, session, actor)
     ctx.update(card=card, notices=pop_flash(request), here=f"/reports/{card.id}")
     return render(request, "reports/card.html", ctx)
